@@ -1,0 +1,3 @@
+module github.com/xfsfree/xfsfree
+
+go 1.26

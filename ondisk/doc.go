@@ -1,0 +1,16 @@
+// Package ondisk owns every XFS on-disk structure xfsfree touches: its
+// decode, its encode and its verifier (magic, CRC32c, the self-describing
+// uuid/owner/blkno fields), and the geometry derived from the superblock
+// (inode numbers, AG and disk addresses, chunk and cluster layout).
+//
+// Conventions, stated once: every on-disk integer is big-endian unless a
+// comment says otherwise (CRCs are stored little-endian, as the kernel's
+// xfs_update_cksum does). Field comments name the kernel field they mirror
+// in fs/xfs/libxfs/xfs_format.h. A "daddr" is a 512-byte basic block number
+// on the data device; an "agbno" a filesystem block within an AG; an
+// "fsbno" the AG-encoded block number of the kernel (agno<<agblklog|agbno).
+//
+// The package is pure: it does no I/O. Decoders take byte slices and return
+// values; encoders write values back into byte slices so that
+// Encode(Decode(b)) == b for every block a real filesystem holds.
+package ondisk
