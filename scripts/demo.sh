@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install what xfsfree needs, build it, and run it on a sample image: a frozen
+# snapshot of a live filesystem with deleted-but-open files (orphans on the AGI
+# unlinked lists). Run as root on a fresh Debian machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+if ! command -v mkfs.xfs >/dev/null 2>&1 || ! command -v zstd >/dev/null 2>&1; then
+	apt-get update -qq && apt-get install -y -qq xfsprogs zstd >/dev/null
+fi
+go build -o xfsfree ./cmd/xfsfree
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+img="$work/orphans.img"
+zstd -q -d -o "$img" testdata/images/orphans.img.zst
+set -x
+./xfsfree info "$img"
+./xfsfree scan "$img"
