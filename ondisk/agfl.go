@@ -1,0 +1,147 @@
+package ondisk
+
+import "strconv"
+
+// AGFL: the allocation group free list (struct xfs_agfl), stored in the
+// AG's fourth sector: a header and a ring of xfs_agfl_size block numbers
+// whose live part the AGF describes (agf_flfirst, agf_fllast,
+// agf_flcount). Its CRC covers the whole sector.
+
+// AGFL magic and field offsets (xfs_format.h).
+const (
+	AGFLMagic  = 0x5841464c // "XAFL", XFS_AGFL_MAGIC
+	AGFLCrcOff = 32         // offsetof(struct xfs_agfl, agfl_crc)
+	AGFLLSNOff = 24         // offsetof(struct xfs_agfl, agfl_lsn)
+	AGFLBnoOff = AGFLHdrLen // offsetof(struct xfs_agfl, agfl_bno)
+)
+
+// AGFL mirrors struct xfs_agfl: its header and every slot of agfl_bno
+// (NullAgbno for an unused slot).
+type AGFL struct {
+	MagicNum uint32   // 0 agfl_magicnum
+	SeqNo    uint32   // 4 agfl_seqno
+	UUID     [16]byte // 8 agfl_uuid
+	LSN      uint64   // 24 agfl_lsn
+	CRC      uint32   // 32 agfl_crc (little-endian on disk)
+	Bno      []uint32 // 36 agfl_bno[xfs_agfl_size]
+}
+
+// AGFLSlotOffset is the byte offset of agfl_bno[i], for logging one slot.
+func AGFLSlotOffset(i int) int { return AGFLBnoOff + 4*i }
+
+// DecodeAGFL decodes the AGFL sector b: the header and (len(b)-36)/4 slots
+// (g.AGFLSize when b is one sector).
+func DecodeAGFL(b []byte) (*AGFL, error) {
+	if len(b) < AGFLHdrLen {
+		return nil, &CorruptError{AG: NoAG, Daddr: -1, Struct: "AGFL", Field: "length of buffer", Found: len(b), Want: AGFLHdrLen}
+	}
+	a := &AGFL{}
+	a.MagicNum = be.Uint32(b[0:])
+	a.SeqNo = be.Uint32(b[4:])
+	copy(a.UUID[:], b[8:24])
+	a.LSN = be.Uint64(b[24:])
+	a.CRC = le.Uint32(b[32:])
+	n := (len(b) - AGFLHdrLen) / 4
+	a.Bno = make([]uint32, n)
+	for i := range a.Bno {
+		a.Bno[i] = be.Uint32(b[AGFLBnoOff+4*i:])
+	}
+	return a, nil
+}
+
+// Encode writes a into b: the header and as many slots as a.Bno holds and b
+// has room for.
+func (a *AGFL) Encode(b []byte) {
+	_ = b[AGFLHdrLen-1]
+	be.PutUint32(b[0:], a.MagicNum)
+	be.PutUint32(b[4:], a.SeqNo)
+	copy(b[8:24], a.UUID[:])
+	be.PutUint64(b[24:], a.LSN)
+	le.PutUint32(b[32:], a.CRC)
+	for i, v := range a.Bno {
+		if AGFLBnoOff+4*i+4 > len(b) {
+			break
+		}
+		be.PutUint32(b[AGFLBnoOff+4*i:], v)
+	}
+}
+
+// AGFLEntry is one live slot of the free list. This struct does not
+// represent an on-disk struct.
+type AGFLEntry struct {
+	Slot  uint32 // index into agfl_bno
+	Agbno uint32
+}
+
+// Live lists the live free list entries in order, from agf.FLFirst through
+// agf.FLLast around the ring (xfs_agfl_walk). It checks the indexes against
+// the AGFL size, that the ring from flfirst to fllast holds exactly flcount
+// slots, and that every live entry is a block inside an AG of
+// agf.Length blocks past the AG headers.
+func (a *AGFL) Live(g *Geometry, agf *AGF) ([]AGFLEntry, error) {
+	w := Where{AG: agf.SeqNo, Daddr: -1}
+	size := uint32(len(a.Bno))
+	if size == 0 || size > g.AGFLSize {
+		return nil, w.Corrupt("AGFL", "agfl_bno", len(a.Bno), g.AGFLSize, "slot count")
+	}
+	switch {
+	case agf.FLFirst >= size:
+		return nil, w.Corrupt("AGF", "agf_flfirst", agf.FLFirst, nil, "is not below the AGFL size "+strconv.Itoa(int(size)))
+	case agf.FLLast >= size:
+		return nil, w.Corrupt("AGF", "agf_fllast", agf.FLLast, nil, "is not below the AGFL size "+strconv.Itoa(int(size)))
+	case agf.FLCount > size:
+		return nil, w.Corrupt("AGF", "agf_flcount", agf.FLCount, nil, "exceeds the AGFL size "+strconv.Itoa(int(size)))
+	}
+	if agf.FLCount == 0 {
+		return nil, nil
+	}
+	// The number of slots from flfirst to fllast inclusive, around the ring
+	// (xfs_agfl_needs_reset's consistency check).
+	span := (agf.FLLast + size - agf.FLFirst) % size
+	span++
+	if span != agf.FLCount {
+		return nil, w.Corrupt("AGF", "agf_flcount", agf.FLCount, span, "does not match the slots from agf_flfirst to agf_fllast")
+	}
+	out := make([]AGFLEntry, 0, agf.FLCount)
+	for i, s := uint32(0), agf.FLFirst; i < agf.FLCount; i, s = i+1, (s+1)%size {
+		v := a.Bno[s]
+		if !validAgbnoIn(g, agf.Length, v) {
+			return nil, w.Corrupt("AGFL", "agfl_bno["+strconv.Itoa(int(s))+"]", v, nil, "is not a block inside the AG")
+		}
+		out = append(out, AGFLEntry{Slot: s, Agbno: v})
+	}
+	return out, nil
+}
+
+// VerifyAGFL is the AGFL read verifier (xfs_agfl_read_verify,
+// xfs_agfl_verify): the CRC over the sector b, magic, uuid, seqno, and every
+// slot NULLAGBLOCK or below sb_agblocks.
+func VerifyAGFL(b []byte, c VerifyCtx) error {
+	const st = "AGFL"
+	w := c.Where()
+	a, err := DecodeAGFL(b)
+	if err != nil {
+		return SetLocation(err, c.AG, c.Daddr)
+	}
+	if !VerifyCksum(b, AGFLCrcOff) {
+		return w.Corrupt(st, "agfl_crc", a.CRC, Cksum(b, AGFLCrcOff), "")
+	}
+	if a.MagicNum != AGFLMagic {
+		return w.Corrupt(st, "agfl_magicnum", a.MagicNum, uint32(AGFLMagic), "")
+	}
+	if a.UUID != c.G.BlockUUID {
+		return w.Corrupt(st, "agfl_uuid", hdrUUID(a.UUID), hdrUUID(c.G.BlockUUID), "")
+	}
+	if c.AG != NoAG && a.SeqNo != c.AG {
+		return w.Corrupt(st, "agfl_seqno", a.SeqNo, c.AG, "")
+	}
+	for i, v := range a.Bno {
+		if uint32(i) >= c.G.AGFLSize {
+			break
+		}
+		if v != NullAgbno && v >= c.G.AGBlocks {
+			return w.Corrupt(st, "agfl_bno["+strconv.Itoa(i)+"]", v, nil, "is neither NULLAGBLOCK nor below sb_agblocks")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package ondisk
+
+import "errors"
+
+// The table of block kinds: one BlockKind per kind of metadata block, as
+// the kernel has one struct xfs_buf_ops per kind. The buffer cache verifies
+// every read with Verify and stamps every write with Stamp.
+
+// The block kinds.
+var (
+	// KindSB is a superblock sector, primary (AG 0) or secondary (the
+	// first sector of every other AG).
+	KindSB = &BlockKind{Name: "superblock", Magics: []uint32{SBMagic}, CrcOff: SBCrcOff, LSNOff: 240, Blft: BlftSB, Verify: verifySB}
+	// KindAGF, KindAGI and KindAGFL are the AG header sectors.
+	KindAGF  = &BlockKind{Name: "AGF", Magics: []uint32{AGFMagic}, CrcOff: AGFCrcOff, LSNOff: AGFLSNOff, Blft: BlftAGF, Verify: VerifyAGF}
+	KindAGI  = &BlockKind{Name: "AGI", Magics: []uint32{AGIMagic}, CrcOff: AGICrcOff, LSNOff: AGILSNOff, Blft: BlftAGI, Verify: VerifyAGI}
+	KindAGFL = &BlockKind{Name: "AGFL", Magics: []uint32{AGFLMagic}, CrcOff: AGFLCrcOff, LSNOff: AGFLLSNOff, Blft: BlftAGFL, Verify: VerifyAGFL}
+	// The btree blocks. KindBmbt checks the long-form header only; its
+	// records are decoded elsewhere.
+	KindInobt  = btreeKind(BtInobt)
+	KindFinobt = btreeKind(BtFinobt)
+	KindBnobt  = btreeKind(BtBnobt)
+	KindCntbt  = btreeKind(BtCntbt)
+	KindRmapbt = btreeKind(BtRmapbt)
+	KindRefcbt = btreeKind(BtRefcbt)
+	KindBmbt   = btreeKind(BtBmbt)
+	// KindInodeCluster is an inode cluster buffer. It has no CRC of its
+	// own: every inode carries one, checked when the inode is read
+	// (VerifyDinode). Its magic is the 16-bit di_magic at the start of every
+	// inode slot; VerifyInodeBuf (dinode.go) is xfs_inode_buf_verify.
+	KindInodeCluster = &BlockKind{Name: "inode cluster", Magics: []uint32{DinodeMagic}, CrcOff: -1, LSNOff: -1, Blft: BlftDino, Verify: VerifyInodeBuf}
+	// KindData is file data or anything else without a verifier.
+	KindData = &BlockKind{Name: "data", CrcOff: -1, LSNOff: -1, Blft: BlftUnknown}
+)
+
+// Kinds lists every kind of the table.
+var Kinds = []*BlockKind{KindSB, KindAGF, KindAGI, KindAGFL, KindInobt, KindFinobt, KindBnobt, KindCntbt,
+	KindRmapbt, KindRefcbt, KindBmbt, KindInodeCluster, KindData}
+
+func btreeKind(t *BtreeType) *BlockKind {
+	k := &BlockKind{Name: t.Name, Magics: []uint32{t.Magic}, CrcOff: ShortBlockCrcOff, LSNOff: ShortBlockLSNOff, Blft: BlftBtree, Verify: t.Verify}
+	if t.Long {
+		k.CrcOff, k.LSNOff = LongBlockCrcOff, LongBlockLSNOff
+	}
+	return k
+}
+
+// KindByMagic returns the kind whose blocks start with the 32-bit magic m,
+// or, failing that, KindInodeCluster when the top 16 bits of m are the
+// inode magic (the first 4 bytes of an inode are di_magic and di_mode), or
+// nil. Log recovery uses it to pick the verifier of a replayed buffer.
+func KindByMagic(m uint32) *BlockKind {
+	for _, k := range Kinds {
+		if k == KindInodeCluster {
+			continue
+		}
+		for _, km := range k.Magics {
+			if km == m {
+				return k
+			}
+		}
+	}
+	if m>>16 == DinodeMagic {
+		return KindInodeCluster
+	}
+	return nil
+}
+
+// verifySB verifies a superblock sector, primary or secondary.
+func verifySB(b []byte, c VerifyCtx) error {
+	s, err := DecodeSuperblock(b)
+	if err == nil {
+		err = s.Verify(b)
+	}
+	var ce *CorruptError
+	if errors.As(err, &ce) {
+		ce.AG, ce.Daddr = c.AG, c.Daddr
+	}
+	return err
+}
