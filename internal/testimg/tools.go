@@ -1,0 +1,135 @@
+package testimg
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// repairArgs returns xfs_repair's arguments for img. A single-AG filesystem has no secondary
+// superblock to check the geometry against, which xfs_repair refuses without -o force_geometry.
+func repairArgs(t testing.TB, img string, extra ...string) []string {
+	t.Helper()
+	args := append([]string{"-f"}, extra...)
+	if ParseFields(DB(t, img, "sb 0", "p agcount"))["agcount"] == "1" {
+		args = append(args, "-o", "force_geometry")
+	}
+	return append(args, img)
+}
+
+// TryRepair runs `xfs_repair -n` on the image and returns its combined output and exit code
+// (0 clean, 1 corruption found, 2 dirty log). It does not fail the test on a non-zero exit.
+func TryRepair(t testing.TB, img string) (output string, exit int) {
+	t.Helper()
+	Need(t, "xfs_repair", "xfs_db")
+	out, err := exec.Command(tool("xfs_repair"), repairArgs(t, img, "-n")...).CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	default:
+		t.Fatalf("testimg: xfs_repair: %v", err)
+		return "", -1
+	}
+}
+
+// Repair runs `xfs_repair -n` on the image (no modify) and fails the test with its output unless
+// it exits 0.
+func Repair(t testing.TB, img string) {
+	t.Helper()
+	if out, exit := TryRepair(t, img); exit != 0 {
+		t.Fatalf("testimg: xfs_repair -n %s: exit %d\n%s", img, exit, out)
+	}
+}
+
+// Mount loop-mounts the image (`mount -o loop[,OPTS]`) on a new directory and returns it. The
+// cleanup unmounts it unless Unmount already did; the loop device goes with the unmount (mount
+// sets autoclear). Mounting a dirty image replays its log: the kernel's reference behaviour.
+func Mount(t testing.TB, img string, opts ...string) (mnt string) {
+	t.Helper()
+	Need(t, "loop", "mount", "umount")
+	mnt = t.TempDir() // registered before the unmount cleanup, so removed after it
+	o := strings.Join(append([]string{"loop"}, opts...), ",")
+	if out, err := exec.Command(tool("mount"), "-o", o, img, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("testimg: mount -o %s %s: %v\n%s", o, img, err, out)
+	}
+	t.Cleanup(func() {
+		if mounted(mnt) {
+			if err := unmount(mnt); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	return mnt
+}
+
+// Unmount unmounts a mount point that Mount returned, before the test ends (to look at the image
+// the kernel left).
+func Unmount(t testing.TB, mnt string) {
+	t.Helper()
+	if err := unmount(mnt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func unmount(mnt string) error {
+	var out []byte
+	var err error
+	for try := 0; try < 20; try++ { // a just-closed file can keep the mount busy for a moment
+		out, err = exec.Command(tool("umount"), mnt).CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("testimg: umount %s: %v\n%s", mnt, err, out)
+}
+
+// mounted reports whether dir is a mount point of this mount namespace.
+func mounted(dir string) bool {
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return false
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) > 4 && unescapeMount(fields[4]) == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var c byte
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
+				b.WriteByte(c)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
