@@ -51,7 +51,7 @@ HOLDER=""   # pid of the process holding orphans open
 cleanup() {
 	local rc=$?
 	set +e
-	[[ -n $FROZEN ]] && xfs_freeze -u "$FROZEN"
+	[[ -n $FROZEN ]] && xfs_freeze -u "$FROZEN" 2>/dev/null
 	if [[ -n $HOLDER ]]; then
 		kill "$HOLDER" 2>/dev/null
 		wait "$HOLDER" 2>/dev/null
@@ -297,9 +297,10 @@ orphaned() {
 }
 
 # inobt3 IMG: an AG whose inode btree has three levels. 1k blocks hold 60 inobt records a leaf and
-# 121 pointers a node; appending records splits blocks in half, so a third level appears after
-# about 122 leaves of 30 records: ~3700 chunks, ~240k inodes. Files are created in batches until
-# agi_level is 3 (freeze/thaw puts the AGI in place so that xfs_db sees it).
+# 121 pointers a node; XFS shifts records into a sibling before it splits a block, so appended
+# leaves end up full and the third level appears after 60*121 = 7260 records: ~7350 chunks, ~470k
+# empty files, ~30 s. Files are created in batches until agi_level is 3 (freeze/thaw writes the AGI
+# in place so that xfs_db sees it).
 inobt3() {
 	local img=$1
 	mkimg "$img" 1G --unsupported -b size=1024 -i size=512 -d agcount=1
