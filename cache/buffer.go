@@ -93,8 +93,9 @@ type CacheOptions struct {
 	ReadAheadMaxIO int
 	// VerifyWrites runs the kind's read verifier on a buffer after it is
 	// stamped and before it is written (the kernel's write verifier); a
-	// failure refuses the write. Needs a VerifyCtx with a Geometry from
-	// Get, or Geometry below.
+	// failure refuses the write. The verifier gets the VerifyCtx of the
+	// buffer's last Get, with G from Geometry below when that has none:
+	// set Geometry if the kinds' verifiers need it.
 	VerifyWrites bool
 	// Geometry, if set, fills VerifyCtx.G for buffers got with GetNoRead.
 	Geometry *ondisk.Geometry
@@ -320,7 +321,8 @@ func (c *Cache) get(daddr int64, nBB int, kind *ondisk.BlockKind, ctx ondisk.Ver
 		// Verify contents that came from disk and were not verified as
 		// this kind; a dirty buffer's contents are the holders' own (its
 		// CRC is only recomputed at write), as in the kernel.
-		if read && b.verified != kind && kind.Verify != nil && b.flags.Load()&BufDirty == 0 {
+		// The verification holds for one kind at one AG.
+		if read && (b.verified != kind || b.ctx.AG != ctx.AG) && kind.Verify != nil && b.flags.Load()&BufDirty == 0 {
 			if err := kind.Verify(b.Data, ctx); err != nil {
 				if b.flags.Load()&BufDirty == 0 {
 					b.flags.And(^bufDone) // bad on disk: read it again next time
@@ -515,10 +517,8 @@ func (c *Cache) prepareWrite(b *Buf, lsn uint64) (bool, error) {
 			if ctx.G == nil {
 				ctx.G = c.opts.Geometry
 			}
-			if ctx.G != nil {
-				if err := b.Kind.Verify(b.Data, ctx); err != nil {
-					return false, fmt.Errorf("write verifier refused the write: %w", verifyError(err, b.Kind, ctx))
-				}
+			if err := b.Kind.Verify(b.Data, ctx); err != nil {
+				return false, fmt.Errorf("write verifier refused the write: %w", verifyError(err, b.Kind, ctx))
 			}
 		}
 	}

@@ -92,6 +92,7 @@ func open(t testing.TB, path string, opts OpenOptions) *Device {
 func TestOpenImageReadsHeaders(t *testing.T) {
 	img := testimg.Path(t, "default")
 	d := open(t, img, OpenOptions{ReadOnly: true})
+	t.Logf("image I/O alignment %d", d.IOAlign())
 	if d.IsBlockDevice() || d.SectorSize() != 512 || d.IOMode() != "O_DIRECT" || d.Buffered() {
 		t.Fatalf("block %v sector %d mode %s", d.IsBlockDevice(), d.SectorSize(), d.IOMode())
 	}
