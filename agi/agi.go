@@ -1,0 +1,126 @@
+// Package agi owns the AG inode header: reading it through the buffer
+// cache, and walking its 64 unlinked bucket chains through the inodes'
+// di_next_unlinked pointers, detecting chains that loop, leave their AG or
+// hold inodes that are not orphans.
+package agi
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/xfsfree/xfsfree/cache"
+	"github.com/xfsfree/xfsfree/ondisk"
+)
+
+// Read returns the decoded, verified AGI of AG agno.
+func Read(c *cache.Cache, g *ondisk.Geometry, agno uint32) (*ondisk.AGI, error) {
+	d := g.AGIDaddr(agno)
+	b, err := c.Get(d, g.SectBBs(), ondisk.KindAGI, ondisk.VerifyCtx{G: g, AG: agno, Daddr: d})
+	if err != nil {
+		return nil, err
+	}
+	defer b.Release()
+	a, err := ondisk.DecodeAGI(b.Data)
+	return a, ondisk.SetLocation(err, agno, d)
+}
+
+// ReadAGF returns the decoded, verified AGF of AG agno.
+func ReadAGF(c *cache.Cache, g *ondisk.Geometry, agno uint32) (*ondisk.AGF, error) {
+	d := g.AGFDaddr(agno)
+	b, err := c.Get(d, g.SectBBs(), ondisk.KindAGF, ondisk.VerifyCtx{G: g, AG: agno, Daddr: d})
+	if err != nil {
+		return nil, err
+	}
+	defer b.Release()
+	a, err := ondisk.DecodeAGF(b.Data)
+	return a, ondisk.SetLocation(err, agno, d)
+}
+
+// ChainError is a bucket chain that cannot be followed: it loops, leaves
+// its AG, or reaches an inode that is not an orphan of this bucket. It
+// wraps ondisk.ErrCorrupt.
+type ChainError struct {
+	AG     uint32
+	Bucket int
+	Chain  []uint32 // aginos followed, head first, ending with the bad one
+	Reason string
+}
+
+func (e *ChainError) Error() string {
+	s := make([]string, len(e.Chain))
+	for i, a := range e.Chain {
+		if a == ondisk.NullAgino {
+			s[i] = "null"
+		} else {
+			s[i] = fmt.Sprint(a)
+		}
+	}
+	return fmt.Sprintf("AG %d, AGI unlinked bucket %d: %s; chain (aginos): %s", e.AG, e.Bucket, e.Reason, strings.Join(s, " -> "))
+}
+
+func (e *ChainError) Unwrap() error { return ondisk.ErrCorrupt }
+
+// Locator finds an inode's cluster buffer.
+type Locator func(agino uint32) (ondisk.InodeLoc, error)
+
+// ReadInode reads and verifies one inode through its cluster buffer.
+func ReadInode(c *cache.Cache, g *ondisk.Geometry, loc ondisk.InodeLoc) (*ondisk.Dinode, error) {
+	b, err := c.Get(loc.Daddr, loc.Len, ondisk.KindInodeCluster, ondisk.VerifyCtx{G: g, AG: loc.Agno, Daddr: loc.Daddr})
+	if err != nil {
+		return nil, err
+	}
+	defer b.Release()
+	raw := b.Data[loc.Offset : loc.Offset+int(g.InodeSize)]
+	ino := g.Ino(loc.Agno, loc.Agino)
+	if err := ondisk.VerifyDinode(raw, ino, ondisk.VerifyCtx{G: g, AG: loc.Agno, Daddr: loc.Daddr}); err != nil {
+		return nil, ondisk.SetLocation(err, loc.Agno, loc.Daddr)
+	}
+	return ondisk.DecodeDinode(raw)
+}
+
+// WalkBucket follows bucket's chain from head, calling fn with each inode
+// in chain order. Every inode must be on the right bucket (agino % 64), in
+// the AG, an orphan (nlink 0, mode set), and seen once; otherwise a
+// *ChainError is returned and fn has seen only the inodes before.
+func WalkBucket(c *cache.Cache, g *ondisk.Geometry, agno uint32, bucket int, head uint32, locate Locator,
+	fn func(agino uint32, d *ondisk.Dinode) error) error {
+	seen := map[uint32]bool{}
+	var chain []uint32
+	fail := func(reason string) error {
+		return &ChainError{AG: agno, Bucket: bucket, Chain: chain, Reason: reason}
+	}
+	for agino := head; agino != ondisk.NullAgino; {
+		chain = append(chain, agino)
+		if seen[agino] {
+			return fail(fmt.Sprintf("loops back to agino %d", agino))
+		}
+		seen[agino] = true
+		if !g.ValidAgino(agno, agino) {
+			return fail(fmt.Sprintf("agino %d is not an inode of the AG", agino))
+		}
+		if int(agino%ondisk.AGIUnlinkedBuckets) != bucket {
+			return fail(fmt.Sprintf("agino %d belongs to bucket %d", agino, agino%ondisk.AGIUnlinkedBuckets))
+		}
+		loc, err := locate(agino)
+		if err != nil {
+			var ce *ChainError
+			if errors.As(err, &ce) {
+				return err
+			}
+			return fmt.Errorf("%s: %w", fail("cannot locate an inode").Error(), err)
+		}
+		d, err := ReadInode(c, g, loc)
+		if err != nil {
+			return fmt.Errorf("AG %d, AGI unlinked bucket %d, agino %d: %w", agno, bucket, agino, err)
+		}
+		if d.Mode == 0 || d.Nlink != 0 {
+			return fail(fmt.Sprintf("inode %d is not an orphan (mode %#o, nlink %d)", g.Ino(agno, agino), d.Mode, d.Nlink))
+		}
+		if err := fn(agino, d); err != nil {
+			return err
+		}
+		agino = d.NextUnlinked
+	}
+	return nil
+}
