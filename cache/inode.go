@@ -67,6 +67,7 @@ type Inode struct {
 }
 
 // NewInode makes an in-core inode; raw (may be nil) is kept, not copied.
+// ino must not be 0 (no inode has number 0; a reclaimed Inode has).
 func NewInode(ino uint64, agno, agino uint32, raw []byte) *Inode {
 	return &Inode{Agno: agno, Agino: agino, ino: ino, Raw: raw}
 }
