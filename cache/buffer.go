@@ -332,8 +332,10 @@ func (c *Cache) get(daddr int64, nBB int, kind *ondisk.BlockKind, ctx ondisk.Ver
 			}
 			b.verified = kind
 		}
+		if read || b.Kind == nil {
+			b.ctx = ctx // GetNoRead keeps the location a Get gave
+		}
 		b.Kind = kind
-		b.ctx = ctx
 	}
 	return b, nil
 }

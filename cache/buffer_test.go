@@ -191,6 +191,9 @@ func TestEvictionBounds(t *testing.T) {
 	item, _ := f.c.Get(100016, 8, plain, ctx)
 	item.Attach("log item")
 	item.Release()
+	ref, _ := f.c.Get(100024, 8, plain, ctx)
+	ref.Hold()
+	ref.Release()
 	for i := 0; i < 100; i++ {
 		b, err := f.c.Get(int64(200000+8*i), 8, plain, ctx)
 		if err != nil {
@@ -207,7 +210,8 @@ func TestEvictionBounds(t *testing.T) {
 	}
 	// The held, dirty and item-carrying buffers survived.
 	held.Release()
-	for _, want := range []*Buf{held, dirty, item} {
+	ref.Rele()
+	for _, want := range []*Buf{held, dirty, item, ref} {
 		b, err := f.c.Get(want.Daddr, 8, plain, ctx)
 		if err != nil || b != want {
 			t.Fatalf("daddr %d was evicted", want.Daddr)
@@ -220,7 +224,7 @@ func TestEvictionBounds(t *testing.T) {
 	if s2 := f.c.Stats(); s2.Misses != s.Misses {
 		t.Fatalf("pinned buffers were re-read: %+v", s2)
 	}
-	if n := f.c.DropClean(); n == 0 || f.c.Stats().Buffers != 2 {
+	if n := f.c.DropClean(); n == 0 || f.c.Stats().Buffers != 2 || held.Flags() != 0 || dirty.Flags() != BufDirty {
 		t.Fatalf("DropClean %d, left %+v", n, f.c.Stats())
 	}
 }
@@ -302,6 +306,14 @@ func TestWriteBackStampsAndCoalesces(t *testing.T) {
 	if binary.BigEndian.Uint32(disk[40:]) != 12345 || binary.BigEndian.Uint64(disk[320:]) != lsn || !ondisk.VerifyCksum(disk, 312) {
 		t.Fatal("written AGI lacks the change, the LSN or a good CRC")
 	}
+	// GetNoRead keeps the AG a Get gave, for the write verifier.
+	b, _ = f.c.GetNoRead(d, f.sectBB, testAGI)
+	binary.BigEndian.PutUint32(b.Data[44:], 777)
+	b.MarkDirty()
+	if err := f.c.WriteBack(b, lsn); err != nil {
+		t.Fatal(err)
+	}
+	b.Release()
 	// The write verifier refuses a buffer that would be corrupt on disk.
 	b, _ = f.c.Get(d, f.sectBB, testAGI, ondisk.VerifyCtx{AG: 0})
 	binary.BigEndian.PutUint32(b.Data[8:], 99) // agi_seqno
