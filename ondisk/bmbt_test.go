@@ -68,7 +68,7 @@ func TestBmdrRootLayout(t *testing.T) {
 // diBmbtWalk walks the block map btree of a BTREE-format fork, verifying
 // each block and checking that its encoding round-trips, and returns the
 // extents of its leaves in order and the blocks read.
-func diBmbtWalk(t *testing.T, m *diImage, d *Dinode, fork int) ([]BmbtIrec, [][]byte) {
+func diBmbtWalk(t testing.TB, m *diImage, d *Dinode, fork int) ([]BmbtIrec, [][]byte) {
 	t.Helper()
 	g := m.g
 	bs := int(g.BlockSize)
@@ -159,7 +159,7 @@ func diCompareBmap(t *testing.T, m *diImage, d *Dinode, fork int) {
 }
 
 // diBtreeInode finds an inode with a btree-format data fork.
-func diBtreeInode(t *testing.T, m *diImage) *Dinode {
+func diBtreeInode(t testing.TB, m *diImage) *Dinode {
 	t.Helper()
 	isz := int(m.g.InodeSize)
 	for _, s := range m.slots(t) {

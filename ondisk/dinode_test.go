@@ -26,7 +26,7 @@ type diImage struct {
 	g    *Geometry
 }
 
-func diOpen(t *testing.T, name string) *diImage {
+func diOpen(t testing.TB, name string) *diImage {
 	t.Helper()
 	testimg.Need(t, "xfs_db")
 	path := testimg.Path(t, name)
@@ -50,7 +50,7 @@ func diOpen(t *testing.T, name string) *diImage {
 	return &diImage{path: path, f: f, g: g}
 }
 
-func (m *diImage) read(t *testing.T, daddr int64, n int) []byte {
+func (m *diImage) read(t testing.TB, daddr int64, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := m.f.ReadAt(b, daddr<<BBShift); err != nil {
@@ -72,7 +72,7 @@ func (s diSlot) bytes(isz int) []byte { return s.buf[s.off : s.off+isz] }
 
 // slots lists every inode slot of every inode chunk the inobt (read by
 // xfs_db) records, checking our address math against where the chunk is.
-func (m *diImage) slots(t *testing.T) []diSlot {
+func (m *diImage) slots(t testing.TB) []diSlot {
 	t.Helper()
 	g := m.g
 	isz := int(g.InodeSize)
