@@ -29,7 +29,7 @@ type hdrImg struct {
 	g    *ondisk.Geometry
 }
 
-func hdrOpen(t *testing.T, name string) *hdrImg {
+func hdrOpen(t testing.TB, name string) *hdrImg {
 	t.Helper()
 	testimg.Need(t, "xfs_db", "zstd")
 	p := testimg.Path(t, name)
@@ -54,7 +54,7 @@ func hdrOpen(t *testing.T, name string) *hdrImg {
 }
 
 // read returns n bytes at daddr.
-func (m *hdrImg) read(t *testing.T, daddr int64, n int) []byte {
+func (m *hdrImg) read(t testing.TB, daddr int64, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := m.f.ReadAt(b, daddr*ondisk.BBSize); err != nil {
@@ -63,11 +63,11 @@ func (m *hdrImg) read(t *testing.T, daddr int64, n int) []byte {
 	return b
 }
 
-func (m *hdrImg) sector(t *testing.T, daddr int64) []byte {
+func (m *hdrImg) sector(t testing.TB, daddr int64) []byte {
 	return m.read(t, daddr, int(m.g.SectSize))
 }
 
-func (m *hdrImg) block(t *testing.T, agno, agbno uint32) []byte {
+func (m *hdrImg) block(t testing.TB, agno, agbno uint32) []byte {
 	return m.read(t, m.g.AgbToDaddr(agno, agbno), int(m.g.BlockSize))
 }
 
