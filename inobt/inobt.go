@@ -45,8 +45,18 @@ func CheckRec(g *ondisk.Geometry, agno uint32, r ondisk.InobtRec, name string) e
 		return &ondisk.CorruptError{AG: agno, Daddr: -1, Struct: fmt.Sprintf("%s record at startino %d", name, r.StartIno),
 			Field: field, Found: found, Want: want, Msg: msg}
 	}
-	if r.StartIno%ondisk.InodesPerChunk != 0 {
-		return bad("ir_startino", r.StartIno, nil, "is not a multiple of 64")
+	// Chunk alignment, as xfs_repair checks it (scan_single_ino_chunk): a
+	// chunk of several blocks starts at a block's first inode, several
+	// chunks in one block each start on a 64-inode boundary, and with
+	// aligned inodes the chunk's block is a multiple of sb_inoalignmt.
+	// (A chunk need not start on a multiple of 64: with 8 inodes a block
+	// and 4-block alignment, agino 96 starts one.)
+	if off := r.StartIno & (g.InoPBlock - 1); (g.InoPBlock <= ondisk.InodesPerChunk && off != 0) ||
+		(g.InoPBlock > ondisk.InodesPerChunk && off%ondisk.InodesPerChunk != 0) {
+		return bad("ir_startino", r.StartIno, nil, "does not start a block (or a 64-inode part of one)")
+	}
+	if al := g.SB.InoAlignMt; al != 0 && g.AginoToAgbno(r.StartIno)%al != 0 {
+		return bad("ir_startino", r.StartIno, nil, fmt.Sprintf("is not in a block aligned to sb_inoalignmt %d", al))
 	}
 	if !g.ValidAgino(agno, r.StartIno) || !g.ValidAgino(agno, r.StartIno+ondisk.InodesPerChunk-1) {
 		return bad("ir_startino", r.StartIno, nil, "chunk is not inside the AG")
