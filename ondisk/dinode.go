@@ -372,8 +372,8 @@ func VerifyDinode(b []byte, ino uint64, c VerifyCtx) error {
 	return d.verify(ino, c, st)
 }
 
-// Verify runs the field checks of xfs_dinode_verify on an already decoded
-// inode, recomputing the CRC from its encoding.
+// Verify runs VerifyDinode on d's encoding. The CRC checked is the stored
+// d.CRC: after changing fields, encode with EncodeCRC first.
 func (d *Dinode) Verify(ino uint64, c VerifyCtx) error {
 	if d.InodeSize() != int(c.G.InodeSize) {
 		return c.Where().Corrupt(fmt.Sprintf("dinode %d", ino), "length", d.InodeSize(), int(c.G.InodeSize), "")

@@ -210,12 +210,10 @@ func diCompareCore(t *testing.T, d *Dinode, f map[string]string) {
 			t.Errorf("inode %d: %s: xfs_db %q, ours %q (%d)", d.Ino, k, f[k], diDate(ts), ts.Sec)
 		}
 	}
-	if got := hdrUUIDString(d.UUID); f["v3.uuid"] != got {
+	if got := fmtUUID(d.UUID); f["v3.uuid"] != got {
 		t.Errorf("inode %d: v3.uuid: xfs_db %q, ours %q", d.Ino, f["v3.uuid"], got)
 	}
 }
-
-func hdrUUIDString(u [16]byte) string { return fmtUUID(u) }
 
 // diCompareExtents compares a fork's extent list with xfs_db's u3.bmx/a.bmx.
 func diCompareExtents(t *testing.T, d *Dinode, fork int, out string) {
@@ -258,8 +256,7 @@ func diPtrs(t *testing.T, out string, f map[string]string, name string) []uint64
 	return ptrs
 }
 
-// diCompareForks compares the parsed forks with what xfs_db prints; it
-// returns the inodes whose data fork is a btree.
+// diCompareForks compares the parsed forks with what xfs_db prints.
 func diCompareForks(t *testing.T, d *Dinode, out string) {
 	t.Helper()
 	f := testimg.ParseFields(out)
