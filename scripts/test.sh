@@ -19,7 +19,7 @@ if [ "$fuzztime" != "0" ]; then
 	for pkg in $(go list ./...); do
 		for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
 			echo "fuzz $pkg $f ($fuzztime)"
-			go test -run='^$' -fuzz="^${f}\$" -fuzztime="$fuzztime" "$pkg" >/tmp/xfsfree-fuzz.log 2>&1 || {
+			go test -run='^$' -fuzz="^${f}\$" -fuzztime="$fuzztime" -fuzzminimizetime=200x "$pkg" >/tmp/xfsfree-fuzz.log 2>&1 || {
 				cat /tmp/xfsfree-fuzz.log; exit 1; }
 		done
 	done
