@@ -1,0 +1,110 @@
+// Package icluster owns freeing inodes: the inode core reset and inode
+// btree updates of the kernel's xfs_ifree, and the stale-marking cluster
+// free of xfs_ifree_cluster that runs when a chunk becomes entirely free.
+package icluster
+
+import (
+	"runtime"
+
+	"github.com/xfsfree/xfsfree/cache"
+	"github.com/xfsfree/xfsfree/ondisk"
+)
+
+// Tx is what the cluster free needs of a transaction (package journal's
+// Trans provides it).
+type Tx interface {
+	// GetBuf joins the buffer to the transaction without reading it,
+	// locked until the transaction ends.
+	GetBuf(daddr int64, nBB int, kind *ondisk.BlockKind) (*cache.Buf, error)
+	// Binval marks a joined buffer STALE and logs a buffer-cancel item
+	// for it: it is never written in place and recovery never replays an
+	// older copy of it.
+	Binval(b *cache.Buf)
+}
+
+// FreeClusters is the kernel's xfs_ifree_cluster for the chunk starting at
+// startino in AG agno, whose allocated inodes are alloc (a sparse chunk's
+// holes have no cluster buffer and are skipped). freeIP is the inode being
+// freed, whose ILOCK the caller holds, or nil.
+//
+// For each cluster buffer: get it without reading it and take its lock
+// (the transaction holds it until commit); mark every cached inode of the
+// cluster STALE; then invalidate the buffer. Lock order: buffer lock →
+// inode ILOCK → flush lock.
+func FreeClusters(tx Tx, ic *cache.InodeCache, g *ondisk.Geometry, agno, startino uint32, alloc uint64, freeIP *cache.Inode) error {
+	for _, cl := range g.ChunkClusters(agno, startino, alloc) {
+		if !cl.Allocated {
+			continue
+		}
+		bp, err := tx.GetBuf(cl.Daddr, cl.Len, ondisk.KindInodeCluster) // buffer lock
+		if err != nil {
+			return err
+		}
+		for i := uint32(0); i < g.InodesPerCluster; i++ {
+			markStale(ic, g, bp, agno, cl.FirstAgino+i, freeIP)
+		}
+		tx.Binval(bp)
+	}
+	return nil
+}
+
+// markStale is xfs_ifree_mark_inode_stale for one inode number.
+func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, agino uint32, freeIP *cache.Inode) {
+	ino := g.Ino(agno, agino)
+	for {
+		ip, ok := ic.Lookup(agno, agino)
+		if !ok {
+			return // not cached: nothing in memory can write it
+		}
+		ip.LockFlags()
+		// Reclaimed (its number changed to 0) or already stale: skip.
+		if ip.InoLocked() != ino || ip.FlagsLocked()&cache.IStale != 0 {
+			ip.UnlockFlags()
+			return
+		}
+		// ILOCK without waiting, under the flags lock: waiting here
+		// would invert the lock order against a holder of the ILOCK that
+		// wants this buffer. Never for the inode being freed, whose ILOCK
+		// the caller holds.
+		if ip != freeIP && !ip.ITryLock(cache.ILockExcl) {
+			ip.UnlockFlags()
+			runtime.Gosched()
+			continue
+		}
+		ip.SetFlagsLocked(cache.IStale)
+		switch {
+		case !ip.TryFlushLockLocked():
+			// Writeback holds its flush lock: it is already attached to
+			// this buffer, and the STALE flag is all it needed.
+			ip.UnlockFlags()
+		case ip.DirtyFieldsLocked() == 0:
+			// Clean: nothing to abort; release the flush lock.
+			ip.ClearFlagsLocked(cache.IFlushing)
+			ip.UnlockFlags()
+		default:
+			// Dirty: its fields become "being flushed" and it rides on the
+			// cancelled buffer, so the commit aborts its flush
+			// (AbortStaleFlushes) instead of writing it.
+			ip.MoveDirtyToLastFlushedLocked()
+			ip.UnlockFlags()
+			bp.Attach(ip)
+		}
+		if ip != freeIP {
+			ip.IUnlock(cache.ILockExcl)
+		}
+		return
+	}
+}
+
+// AbortStaleFlushes ends the flushes of the STALE inodes attached to a
+// cancelled buffer (xfs_iflush_abort via the buffer's completion): their
+// changes are discarded and they are never written. The journal calls it
+// when the transaction that cancelled bp commits.
+func AbortStaleFlushes(bp *cache.Buf) {
+	for _, it := range bp.Items() {
+		if ip, ok := it.(*cache.Inode); ok && ip.IsStale() {
+			bp.DetachItem(it)
+			ip.FlushAbort()
+		}
+	}
+}
