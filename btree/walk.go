@@ -59,7 +59,8 @@ func (t *Tree) get(agbno uint32) (*cache.Buf, *ondisk.BtreeBlock, error) {
 // and each equals the first key of its child (the low key, for overlapping
 // btrees); record keys ascend strictly across the whole leaf level; each
 // level's blocks are linked left to right by their sibling pointers, with
-// NULL at both ends; and no block is reached twice. rec is valid only
+// NULL at both ends; and no block is reached twice. A *CorruptError from fn
+// that names no block is given the leaf's daddr. rec is valid only
 // during the call, and fn must not read this btree's blocks.
 func (t *Tree) Walk(fn func(rec []byte) error) error {
 	if t.Levels < 1 || t.Levels > t.Type.MaxLevels(t.G) {
@@ -134,7 +135,8 @@ func (t *Tree) Walk(fn func(rec []byte) error) error {
 						}
 						lastKey = append(lastKey[:0], k...)
 						if err := fn(v.Rec(j)); err != nil {
-							return err
+							// A record check that knew no block: name the leaf.
+							return ondisk.SetLocation(err, t.AG, b.Daddr)
 						}
 						continue
 					}
