@@ -71,7 +71,6 @@ func scanExpectAGError(t *testing.T, img string, bad uint32, want ...string) str
 	return msg
 }
 
-
 // agbnoDaddr returns the daddr of AG block agbno of AG agno.
 func agbnoDaddr(t *testing.T, img string, agno, agbno uint32) int64 {
 	t.Helper()
