@@ -119,4 +119,3 @@ func TestInodeReclaim(t *testing.T) {
 		t.Fatalf("bound not kept: %+v", c.Stats())
 	}
 }
-
