@@ -54,6 +54,9 @@ func Open(path string, o Options) (*FS, error) {
 }
 
 func (fs *FS) load() error {
+	if n := fs.Dev.Size(); n < ondisk.BBSize {
+		return fmt.Errorf("not an XFS filesystem: %d bytes, too small to hold a superblock", n)
+	}
 	first, err := fs.Dev.ReadAt(ondisk.SBDaddr, 1)
 	if err != nil {
 		return err
