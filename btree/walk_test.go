@@ -77,7 +77,9 @@ func allocTree(fs *xfs.FS, agf *ondisk.AGF, cnt bool) *btree.Tree {
 	return t
 }
 
-func be32(b []byte) uint64 { return uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3]) }
+func be32(b []byte) uint64 {
+	return uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+}
 
 // TestWalkAllocBtrees walks the bnobt and the cntbt of every AG of several
 // fixtures and compares the records with xfs_db's; then looks every record
