@@ -51,6 +51,11 @@ Exit codes: 0 done, 1 refused or failed, 2 usage error.`,
 	root.PersistentFlags().BoolVar(&g.buffered, "buffered", false, "use buffered I/O instead of O_DIRECT (for filesystems that refuse O_DIRECT, e.g. tmpfs)")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "no progress output")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	// Without a command there is nothing to do: a usage error (exit 2).
+	// Extra words are still reported by cobra as an unknown command.
+	root.RunE = func(_ *cobra.Command, args []string) error {
+		return usageError{errors.New("no command given (info, scan)")}
+	}
 	root.AddCommand(newInfoCmd(g), newScanCmd(g))
 	return root
 }
