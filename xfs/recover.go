@@ -1,0 +1,89 @@
+package xfs
+
+import (
+	"fmt"
+
+	"github.com/xfsfree/xfsfree/journal"
+)
+
+// RecoverOptions configure Recover.
+type RecoverOptions struct {
+	// DryRun replays in memory and reports; nothing is written.
+	DryRun bool
+	// Buffered uses buffered I/O instead of O_DIRECT.
+	Buffered bool
+}
+
+// RecoverReport is what `xfsfree recover` prints.
+type RecoverReport struct {
+	Device string `json:"device"`
+	*journal.RecoverReport
+	// Orphans is the number of inodes on the AGI unlinked lists after
+	// recovery: left for 'xfsfree free --orphans' (the kernel frees them at
+	// mount; recover does not).
+	Orphans int    `json:"orphans"`
+	Note    string `json:"note,omitempty"`
+}
+
+// OrphansNote says what recover leaves to free.
+const OrphansNote = "orphaned inodes on the AGI unlinked lists are left in place: run 'xfsfree free --orphans' " +
+	"to free them (a kernel mount would free them too)"
+
+// Recover opens the device or image at path for writing (refusing one that
+// is mounted) and replays its log as the kernel's log recovery does, then
+// writes the superblock counters and an unmount record. A clean log is
+// reported and nothing is written. A log holding items xfsfree does not
+// replay (intents and the like) is refused, nothing written.
+func Recover(path string, o RecoverOptions) (*RecoverReport, error) {
+	fs, err := Open(path, Options{ReadOnly: o.DryRun, Buffered: o.Buffered})
+	if err != nil {
+		return nil, err
+	}
+	defer fs.Close()
+	lg, err := journal.NewGeometry(fs.G)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if lg.External {
+		return nil, fmt.Errorf("%s: the log is external: recovering it is not supported (mount the filesystem with its log device)", path)
+	}
+	st, err := journal.New(fs.Dev, lg).FindTail()
+	if err != nil {
+		return nil, fmt.Errorf("%s: finding the log head and tail: %w", path, err)
+	}
+	jr, err := journal.Recover(fs.Dev, fs.G, lg, st, journal.RecoverOptions{DryRun: o.DryRun})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	rep := &RecoverReport{Device: path, RecoverReport: jr}
+	if jr.Clean {
+		return rep, nil
+	}
+	if !o.DryRun {
+		// Count what is left on the unlinked lists, reading the device
+		// afresh (the cache may hold headers from before recovery).
+		n, err := countOrphans(path, o.Buffered)
+		if err != nil {
+			return rep, err
+		}
+		rep.Orphans = n
+		if n > 0 {
+			rep.Note = OrphansNote
+		}
+	}
+	return rep, nil
+}
+
+// countOrphans counts the inodes on every AGI unlinked list of the image.
+func countOrphans(path string, buffered bool) (int, error) {
+	fs, err := Open(path, Options{ReadOnly: true, Buffered: buffered})
+	if err != nil {
+		return 0, err
+	}
+	defer fs.Close()
+	rep, err := fs.Scan(nil)
+	if err != nil {
+		return 0, err
+	}
+	return rep.Orphans, nil
+}
