@@ -144,9 +144,9 @@ func (r *recovery) replayInode(t *Trans, it *Item) error {
 }
 
 type ldErr struct {
-	field      string
+	field       string
 	found, want any
-	msg        string
+	msg         string
 }
 
 // checkLogDinode holds the checks xlog_recover_inode_commit_pass2 makes on
