@@ -38,6 +38,9 @@ type Writer struct {
 	prev     int64  // previous record's block (h_prev_block)
 	unsynced int    // records written since the last Sync
 	maxData  int
+
+	needClear bool       // ClearStale(clearTail) before the first record
+	clearTail ondisk.LSN //
 }
 
 // maxUnsynced is XLOG_MAX_ICLOGS: at most this many records are in flight
@@ -46,9 +49,10 @@ const maxUnsynced = ondisk.LogMaxIclogs
 
 // NewWriter returns a writer at the head of a clean log (st from FindTail);
 // it refuses a dirty log (ErrDirtyLog). Like the kernel at mount
-// (xlog_clear_stale_blocks), it first overwrites the blocks just ahead of
-// the head with empty headers of the previous cycle, so that nothing a
-// crashed earlier run left there can be taken for part of the log.
+// (xlog_clear_stale_blocks), before its first record it overwrites the
+// blocks just ahead of the head with empty headers of the previous cycle,
+// so that nothing a crashed earlier run left there can be taken for part
+// of the log. A writer that writes no record writes nothing.
 func NewWriter(dev WriteDev, g Geometry, st *State) (*Writer, error) {
 	if st == nil || !st.Clean {
 		return nil, ErrDirtyLog
@@ -66,9 +70,7 @@ func NewWriter(dev WriteDev, g Geometry, st *State) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := w.ClearStale(tail); err != nil {
-		return nil, err
-	}
+	w.clearTail, w.needClear = tail, true
 	return w, nil
 }
 
@@ -195,6 +197,11 @@ func (w *Writer) write(ops []byte, nops int, tail ondisk.LSN, minTotal int) (ond
 	total := (hdrBytes + len(ops) + g.RoundOff - 1) / g.RoundOff * g.RoundOff
 	total = max(total, minTotal)
 	nBBs := int64(total / ondisk.BBSize)
+	if w.needClear {
+		if err := w.ClearStale(w.clearTail); err != nil {
+			return 0, err
+		}
+	}
 	if free := w.Free(tail); nBBs >= free {
 		return 0, fmt.Errorf("%w: a record of %d BBs at block %d (cycle %d), tail %v leaves %d", ErrLogFull, nBBs, w.block, w.cycle, tail, free)
 	}
@@ -253,6 +260,7 @@ func (w *Writer) write(ops []byte, nops int, tail ondisk.LSN, minTotal int) (ond
 // for the head. tail is the log's tail LSN (the head's own LSN on a clean
 // log). It syncs.
 func (w *Writer) ClearStale(tail ondisk.LSN) error {
+	w.needClear = false
 	g := &w.g
 	tc, tb := tail.Cycle(), int64(tail.Block())
 	var dist int64
