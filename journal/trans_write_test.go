@@ -1,7 +1,12 @@
 package journal
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -193,5 +198,263 @@ func TestBigTransactionReplayedByKernel(t *testing.T) {
 			}
 			testimg.Repair(t, img)
 		})
+	}
+}
+
+// A transaction whose records cross the physical end of the log (split
+// writes, cycle bumped past the end) is replayed by the kernel.
+func TestWrappingTransactionReplayedByKernel(t *testing.T) {
+	testimg.Need(t)
+	for _, tc := range []struct {
+		name string
+		opts []string
+	}{
+		{"default", []string{"-d", "agcount=16", "-l", "size=1368b"}},
+		{"sunit32k", []string{"-d", "agcount=16", "-l", "size=1416b,su=32k"}},
+		{"sect4096", []string{"-d", "agcount=16", "-s", "size=4096", "-l", "size=1368b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := mkImage(t, smallLogEnv, tc.opts...)
+			ss := openSession(t, img)
+			ss.s.CheckpointAt = 0
+			w := ss.s.Writer()
+			var label string
+			for i := 0; ; i++ {
+				if i > 1000 {
+					t.Fatal("the head never wrapped")
+				}
+				tx := ss.s.Begin()
+				ss.relogAll(t, tx)
+				label = fmt.Sprintf("wrap%d", i)
+				ss.setLabel(t, tx, label)
+				h0, c0 := w.Head()
+				if _, err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				h1, c1 := w.Head()
+				if c1 != c0 && h1 > 0 {
+					t.Logf("transaction %d: head %d cycle %d -> head %d cycle %d (log %d BBs)", i, h0, c0, h1, c1, w.g.BBs)
+					break
+				}
+				if err := ss.s.Checkpoint(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ss.crash()
+			if !kernelRecover(t, img) {
+				t.Fatal("kernel did not run recovery")
+			}
+			if l := sbLabel(t, img); l != label {
+				t.Fatalf("label after kernel recovery %q, want %q", l, label)
+			}
+			testimg.Repair(t, img)
+		})
+	}
+}
+
+// Three transactions are listed by xfs_logprint with their buffer items;
+// after Close (checkpoint, unmount record) the log is clean for our
+// FindTail, xfs_logprint, xfs_repair and the kernel.
+func TestLogprintAndClose(t *testing.T) {
+	testimg.Need(t)
+	img := mkImage(t, nil)
+	ss := openSession(t, img)
+	wantBufs := 0
+	for i, l := range []string{"a", "b", "c"} {
+		tx := ss.s.Begin()
+		if i == 1 {
+			wantBufs += ss.relogAll(t, tx)
+		}
+		ss.setLabel(t, tx, l)
+		wantBufs++
+		if _, err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap := copyImage(t, img)
+	trans, bufs, out := logprintCounts(t, snap)
+	if trans != 3 || bufs != wantBufs {
+		t.Fatalf("xfs_logprint -t: %d transactions, %d BUF items; want 3 and %d\n%s", trans, bufs, wantBufs, out)
+	}
+	if err := ss.s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ss.dev.Close()
+	_, lg, st := openWriteDev(t, img)
+	if !st.Clean || !st.Unmounted {
+		t.Fatalf("log after Close: %v", st)
+	}
+	_ = lg
+	if _, _, clean, out := logprintHeadTail(t, img); !clean {
+		t.Fatalf("xfs_logprint: log not clean after Close\n%s", out)
+	}
+	testimg.Repair(t, img)
+	if kernelMount(t, img) {
+		t.Fatal("kernel ran recovery after Close")
+	}
+	if l := sbLabel(t, img); l != "c" {
+		t.Fatalf("label %q, want c", l)
+	}
+}
+
+// copyImage copies an image sparsely into the test's temporary directory.
+func copyImage(t *testing.T, img string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "copy.img")
+	if out, err := exec.Command("cp", "--sparse=always", img, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	return dst
+}
+
+// A buffer cancel item suppresses the replay of an earlier image of the
+// same buffer: the label logged in the first transaction is not replayed
+// once a second one cancels the superblock buffer.
+func TestCancelItemReplayedByKernel(t *testing.T) {
+	testimg.Need(t)
+	for _, cancel := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cancel=%v", cancel), func(t *testing.T) {
+			img := mkImage(t, nil)
+			orig := sbLabel(t, img)
+			ss := openSession(t, img)
+			tx := ss.s.Begin()
+			ss.setLabel(t, tx, "logged")
+			if _, err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			tx = ss.s.Begin()
+			b, err := tx.GetBuf(0, ss.fg.SectBBs(), ondisk.KindSB)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cancel {
+				tx.Binval(b)
+			}
+			if _, err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if cancel != b.IsStale() {
+				t.Fatalf("stale %v after commit, want %v", b.IsStale(), cancel)
+			}
+			// The checkpoint must not write the cancelled buffer.
+			if err := ss.s.Checkpoint(); err != nil {
+				t.Fatal(err)
+			}
+			if l := sbLabel(t, img); cancel && l != orig || !cancel && l != "logged" {
+				t.Fatalf("label on disk after checkpoint %q (orig %q)", l, orig)
+			}
+			ss.crash()
+			kernelRecover(t, img)
+			want := "logged"
+			if cancel {
+				want = orig
+			}
+			if l := sbLabel(t, img); l != want {
+				t.Fatalf("label after kernel recovery %q, want %q", l, want)
+			}
+			testimg.Repair(t, img)
+		})
+	}
+}
+
+// An inode logged with LogInode gets the transaction's LSN and a new CRC
+// and is replayed by the kernel from a plain DINO buffer item.
+func TestLogInodeReplayedByKernel(t *testing.T) {
+	testimg.Need(t)
+	img := mkImage(t, nil)
+	ss := openSession(t, img)
+	root := ss.fg.SB.RootIno
+	agno, agino := ss.fg.InoToAgno(root), ss.fg.InoToAgino(root)
+	loc, ok := ss.fg.ImapAligned(agno, agino)
+	if !ok {
+		t.Fatal("root inode not in an aligned cluster")
+	}
+	tx := ss.s.Begin()
+	b, err := tx.ReadBuf(loc.Daddr, loc.Len, ondisk.KindInodeCluster, ondisk.VerifyCtx{G: ss.fg, AG: agno})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const gen = 0x5eed1234
+	binary.BigEndian.PutUint32(b.Data[loc.Offset+92:], gen) // di_gen
+	tx.LogInode(b, loc.Offset)
+	lsn, err := tx.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss.crash()
+	if !kernelRecover(t, img) {
+		t.Fatal("kernel did not run recovery")
+	}
+	f := testimg.Inode(t, img, root)
+	if f["core.gen"] != fmt.Sprint(gen) {
+		t.Fatalf("root di_gen after recovery %q, want %d", f["core.gen"], gen)
+	}
+	t.Logf("lsn %v, inode lsn %s crc %s", lsn, f["v3.lsn"], f["v3.crc"])
+	testimg.Repair(t, img)
+}
+
+// Cancel gives the joined buffers back their contents; a transaction
+// larger than half the free log is refused before anything is written.
+func TestCancelAndTooBig(t *testing.T) {
+	testimg.Need(t, "mkfs.xfs", "xfs_logprint")
+	img := mkImage(t, smallLogEnv, "-d", "agcount=16", "-l", "size=1368b")
+	ss := openSession(t, img)
+	tx := ss.s.Begin()
+	b, err := tx.ReadBuf(0, ss.fg.SectBBs(), ondisk.KindSB, ondisk.VerifyCtx{G: ss.fg, AG: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := append([]byte(nil), b.Data...)
+	copy(b.Data[108:], "cancelled")
+	tx.LogRange(b, 108, 119)
+	tx.Cancel()
+	tx = ss.s.Begin()
+	b, err = tx.ReadBuf(0, ss.fg.SectBBs(), ondisk.KindSB, ondisk.VerifyCtx{G: ss.fg, AG: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b.Data, before) {
+		t.Fatal("Cancel did not restore the buffer")
+	}
+	tx.Cancel()
+
+	// Commit big transactions without checkpointing until the log
+	// fills: the one that would take more than half of what is free is
+	// refused, and writes nothing.
+	ss.s.CheckpointAt = 0
+	for i := 0; ; i++ {
+		if i > 100 {
+			t.Fatal("no transaction was refused")
+		}
+		tx = ss.s.Begin()
+		ss.relogAll(t, tx)
+		h0, c0 := ss.s.Writer().Head()
+		writes := ss.dev.Stats().Writes
+		max, size := ss.s.MaxTransBytes(), tx.Size()
+		_, err = tx.Commit()
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, ErrTransTooBig) {
+			t.Fatal(err)
+		}
+		if size <= max {
+			t.Fatalf("%d-byte transaction refused with MaxTransBytes %d: %v", size, max, err)
+		}
+		if h, c := ss.s.Writer().Head(); h != h0 || c != c0 || ss.dev.Stats().Writes != writes {
+			t.Fatal("refused transaction wrote something")
+		}
+		tx.Cancel()
+		t.Logf("transaction %d refused: %v", i, err)
+		break
+	}
+	// After a checkpoint it fits.
+	if err := ss.s.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	tx = ss.s.Begin()
+	ss.relogAll(t, tx)
+	if _, err := tx.Commit(); err != nil {
+		t.Fatal(err)
 	}
 }
