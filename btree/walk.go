@@ -1,8 +1,9 @@
 // Package btree is the generic engine of the AG-rooted (short-form) btrees:
 // inobt, finobt, bnobt, cntbt, rmapbt and refcountbt. It owns walking a
 // btree level by level with read-ahead, checking its shape as it goes (block
-// levels, key order, parent keys, sibling links, no block visited twice), and
-// looking records up. What is special to one btree (its record's key, how
+// levels, key order, parent keys, sibling links, no block visited twice),
+// looking records up, and changing them in a transaction (cursor.go,
+// insert.go, delete.go, update.go mirror the kernel's xfs_btree.c). What is special to one btree (its record's key, how
 // keys compare) is given by the caller in a Tree.
 package btree
 
@@ -27,6 +28,18 @@ type Tree struct {
 	RecKey func(rec []byte) []byte
 	// Cmp orders two keys.
 	Cmp func(a, b []byte) int
+	// RecHighKey returns the high key of a leaf record of an overlapping
+	// btree (rmapbt: the last block, owner and last offset the record
+	// covers), laid out as a node key. Unused for other btrees.
+	RecHighKey func(rec []byte) []byte
+
+	// What changes need (Insert, Cursor.Update, Cursor.Delete).
+
+	// SetRoot is called when the root block or the height changes, after
+	// Root and Levels are set: the caller logs the AG header's fields.
+	SetRoot func(tx Tx, root uint32, levels int) error
+	// Blocks allocates and frees the btree's blocks.
+	Blocks Blocks
 }
 
 func (t *Tree) corrupt(agbno uint32, field string, found, want any, msg string) error {
@@ -57,7 +70,9 @@ func (t *Tree) get(agbno uint32) (*cache.Buf, *ondisk.BtreeBlock, error) {
 // level at a time, reading each level's blocks ahead, and checks on the
 // way: every block has the level its parent implies; a node's keys ascend
 // and each equals the first key of its child (the low key, for overlapping
-// btrees); record keys ascend strictly across the whole leaf level; each
+// btrees, whose high keys must equal the greatest high key of the child's
+// records or slots when RecHighKey is set); record keys ascend strictly
+// across the whole leaf level; each
 // level's blocks are linked left to right by their sibling pointers, with
 // NULL at both ends; and no block is reached twice. A *CorruptError from fn
 // that names no block is given the leaf's daddr. rec is valid only
@@ -72,7 +87,9 @@ func (t *Tree) Walk(fn func(rec []byte) error) error {
 	}
 	seen := map[uint32]bool{}
 	level := []uint32{t.Root}
-	var want [][]byte // the key each block's first entry must have (nil: root)
+	var want [][]byte     // the key each block's first entry must have (nil: root)
+	var wantHigh [][]byte // overlapping: each block's high key
+	checkHigh := t.Type.Overlapping && t.RecHighKey != nil
 	var lastKey []byte
 	for lvl := t.Levels - 1; lvl >= 0; lvl-- {
 		if len(level) > 1 {
@@ -83,7 +100,7 @@ func (t *Tree) Walk(fn func(rec []byte) error) error {
 			t.Cache.ReadAhead(ra)
 		}
 		var next []uint32
-		var nextWant [][]byte
+		var nextWant, nextWantHigh [][]byte
 		for i, agbno := range level {
 			if seen[agbno] {
 				return t.corrupt(agbno, "block pointer", agbno, nil, "reached twice")
@@ -149,6 +166,15 @@ func (t *Tree) Walk(fn func(rec []byte) error) error {
 					}
 					next = append(next, uint32(p))
 					nextWant = append(nextWant, append([]byte(nil), k...))
+					if checkHigh {
+						nextWantHigh = append(nextWantHigh, append([]byte(nil), v.HighKey(j)...))
+					}
+				}
+				if checkHigh && wantHigh != nil && v.NumRecs > 0 {
+					if h := t.blockHighKey(v); t.Cmp(h, wantHigh[i]) != 0 {
+						return t.corrupt(agbno, "high key", fmt.Sprintf("%x", h), fmt.Sprintf("%x", wantHigh[i]),
+							"the parent's high key differs from the block's greatest high key")
+					}
 				}
 				return nil
 			}()
@@ -156,9 +182,27 @@ func (t *Tree) Walk(fn func(rec []byte) error) error {
 				return err
 			}
 		}
-		level, want = next, nextWant
+		level, want, wantHigh = next, nextWant, nextWantHigh
 	}
 	return nil
+}
+
+// blockHighKey is the greatest high key of a block's records (leaf) or
+// slots (node) of an overlapping btree; the block is not empty.
+func (t *Tree) blockHighKey(v *ondisk.BtreeBlock) []byte {
+	var max []byte
+	for j := 0; j < v.NumRecs; j++ {
+		var h []byte
+		if v.IsLeaf() {
+			h = t.RecHighKey(v.Rec(j))
+		} else {
+			h = v.HighKey(j)
+		}
+		if max == nil || t.Cmp(h, max) > 0 {
+			max = h
+		}
+	}
+	return append([]byte(nil), max...)
 }
 
 // LookupLE returns a copy of the record with the greatest key <= key, as
