@@ -303,7 +303,7 @@ func (w *Writer) ClearStale(tail ondisk.LSN) error {
 // writeEmpty is xlog_write_log_records: n blocks from blk, each an empty
 // record header (xlog_add_record) of the given cycle.
 func (w *Writer) writeEmpty(cycle uint32, blk, n int64, tail ondisk.LSN) error {
-	const chunk = 1024 // BBs per write
+	const chunk = 4096 // BBs per write: XLOG_TOTAL_REC_SHIFT, so one write
 	for n > 0 {
 		c := min(n, chunk)
 		buf := make([]byte, c*ondisk.BBSize)

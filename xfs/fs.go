@@ -34,6 +34,7 @@ type FS struct {
 	SB     *ondisk.Superblock
 	G      *ondisk.Geometry
 	opts   Options
+	log    *journal.Session // set by OpenWrite (write.go)
 }
 
 // Open opens the device or image at path, refusing one that is mounted,

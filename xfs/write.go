@@ -1,0 +1,283 @@
+package xfs
+
+// The writable open path: a clean internal log, a journal session,
+// transactions, and Finish (superblock counters, checkpoint, unmount
+// record).
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/xfsfree/xfsfree/cache"
+	"github.com/xfsfree/xfsfree/journal"
+	"github.com/xfsfree/xfsfree/ondisk"
+)
+
+// Errors of the write path.
+var (
+	// ErrDirtyLog refuses to write to a filesystem whose log needs
+	// recovery.
+	ErrDirtyLog = errors.New("the log is dirty (the filesystem was not cleanly unmounted, or is a snapshot of a live one): " +
+		"run 'xfsfree recover' or mount and unmount the filesystem to replay it first")
+	// ErrExternalLog refuses to write to a filesystem with an external log.
+	ErrExternalLog = errors.New("the filesystem has an external log (sb_logstart 0): xfsfree writes only filesystems with an internal log")
+	// ErrNotWritable is returned by the write methods of a filesystem not
+	// opened with OpenWrite (or already finished).
+	ErrNotWritable = errors.New("filesystem not opened for writing (or already finished)")
+)
+
+// OpenWrite opens the device or image at path read-write, as Open does,
+// finds the log's head and tail, and refuses a dirty log (ErrDirtyLog,
+// pointing at 'xfsfree recover') and an external log (ErrExternalLog).
+// Changes go through transactions (Begin); Finish makes the filesystem
+// clean. Install a crash-injection hook (CrashHook) on fs.Dev right after
+// OpenWrite returns: nothing is written before the first commit.
+func OpenWrite(path string, o Options) (*FS, error) {
+	o.ReadOnly = false
+	fs, err := Open(path, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := fs.startLog(); err != nil {
+		fs.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return fs, nil
+}
+
+func (fs *FS) startLog() error {
+	lg, err := journal.NewGeometry(fs.G)
+	if err != nil {
+		return err
+	}
+	if lg.External {
+		return ErrExternalLog
+	}
+	st, err := journal.New(fs.Dev, lg).FindTail()
+	if err != nil {
+		return fmt.Errorf("finding the log head and tail: %w", err)
+	}
+	if !st.Clean {
+		return fmt.Errorf("%w (log %v)", ErrDirtyLog, st)
+	}
+	w, err := journal.NewWriter(fs.Dev, lg, st)
+	if err != nil {
+		return err
+	}
+	fs.log = journal.NewSession(w, fs.Cache, fs.G)
+	return nil
+}
+
+// Log returns the journal session of a filesystem opened with OpenWrite
+// (nil otherwise).
+func (fs *FS) Log() *journal.Session { return fs.log }
+
+// Begin starts a transaction. The filesystem must have been opened with
+// OpenWrite.
+func (fs *FS) Begin() *journal.Transaction {
+	if fs.log == nil {
+		panic("xfs: Begin on a filesystem not opened with OpenWrite")
+	}
+	return fs.log.Begin()
+}
+
+// Checkpoint writes the committed buffers in place and moves the log tail.
+func (fs *FS) Checkpoint() error {
+	if fs.log == nil {
+		return ErrNotWritable
+	}
+	return fs.log.Checkpoint()
+}
+
+// SBCounters are the superblock summary counters.
+type SBCounters struct {
+	ICount, IFree, FDBlocks uint64
+}
+
+// SummaryCounters recomputes the superblock summary counters from the AG
+// headers, as the kernel's xfs_initialize_perag_data does: icount = Σ
+// agi_count, ifree = Σ agi_freecount, fdblocks = Σ (agf_freeblks +
+// agf_flcount + agf_btreeblks).
+func (fs *FS) SummaryCounters() (SBCounters, error) {
+	var c SBCounters
+	g := fs.G
+	for agno := uint32(0); agno < g.AGCount; agno++ {
+		d := g.AGIDaddr(agno)
+		b, err := fs.Cache.Get(d, g.SectBBs(), ondisk.KindAGI, ondisk.VerifyCtx{G: g, AG: agno, Daddr: d})
+		if err != nil {
+			return c, err
+		}
+		agi, err := ondisk.DecodeAGI(b.Data)
+		b.Release()
+		if err != nil {
+			return c, ondisk.SetLocation(err, agno, d)
+		}
+		d = g.AGFDaddr(agno)
+		b, err = fs.Cache.Get(d, g.SectBBs(), ondisk.KindAGF, ondisk.VerifyCtx{G: g, AG: agno, Daddr: d})
+		if err != nil {
+			return c, err
+		}
+		agf, err := ondisk.DecodeAGF(b.Data)
+		b.Release()
+		if err != nil {
+			return c, ondisk.SetLocation(err, agno, d)
+		}
+		c.ICount += uint64(agi.Count)
+		c.IFree += uint64(agi.FreeCount)
+		c.FDBlocks += uint64(agf.FreeBlks) + uint64(agf.FLCount) + uint64(agf.BtreeBlks)
+	}
+	w := ondisk.Where{AG: ondisk.NoAG, Daddr: -1}
+	if c.FDBlocks > fs.SB.DBlocks {
+		return c, w.Corrupt("AG headers", "sum of agf_freeblks+agf_flcount+agf_btreeblks", c.FDBlocks, nil, fmt.Sprintf("exceeds sb_dblocks %d", fs.SB.DBlocks))
+	}
+	if c.IFree > c.ICount {
+		return c, w.Corrupt("AG headers", "sum of agi_freecount", c.IFree, nil, fmt.Sprintf("exceeds the sum of agi_count %d", c.ICount))
+	}
+	return c, nil
+}
+
+// superblock offsets of the summary counters and the label.
+const (
+	sbICountOff   = 128
+	sbIFreeOff    = 136
+	sbFDBlocksOff = 144
+	sbFNameOff    = 108
+	sbFNameLen    = 12
+)
+
+// readSB joins the primary superblock to tx.
+func (fs *FS) readSB(tx *journal.Transaction) (*cache.Buf, error) {
+	return tx.ReadBuf(ondisk.SBDaddr, fs.G.SectBBs(), ondisk.KindSB, ondisk.VerifyCtx{G: fs.G, AG: 0, Daddr: ondisk.SBDaddr})
+}
+
+// Finish ends a writing session: it logs the superblock with summary
+// counters recomputed from the AG headers (the whole superblock sector, in
+// one transaction), checkpoints, and writes the unmount record, so that the
+// log is clean and the kernel mounts the filesystem without recovery. No
+// transaction may be open. The filesystem can only be closed afterwards.
+func (fs *FS) Finish() error {
+	if fs.log == nil {
+		return ErrNotWritable
+	}
+	// SBCounters from AG headers as they are now in the cache: committed
+	// changes included.
+	c, err := fs.SummaryCounters()
+	if err != nil {
+		return err
+	}
+	tx := fs.Begin()
+	b, err := fs.readSB(tx)
+	if err != nil {
+		tx.Cancel()
+		return err
+	}
+	binary.BigEndian.PutUint64(b.Data[sbICountOff:], c.ICount)
+	binary.BigEndian.PutUint64(b.Data[sbIFreeOff:], c.IFree)
+	binary.BigEndian.PutUint64(b.Data[sbFDBlocksOff:], c.FDBlocks)
+	tx.LogRange(b, 0, len(b.Data)-1)
+	if _, err := tx.Commit(); err != nil {
+		tx.Cancel()
+		return err
+	}
+	fs.SB.ICount, fs.SB.IFree, fs.SB.FDBlocks = c.ICount, c.IFree, c.FDBlocks
+	if err := fs.log.Close(); err != nil {
+		return err
+	}
+	fs.log = nil
+	return nil
+}
+
+// SetLabel sets the filesystem label (sb_fname) in one transaction: a
+// change neither the kernel nor xfs_repair depends on, for tests of the
+// journal. Labels longer than 12 bytes are refused.
+func (fs *FS) SetLabel(label string) (ondisk.LSN, error) {
+	if fs.log == nil {
+		return 0, ErrNotWritable
+	}
+	if len(label) > sbFNameLen {
+		return 0, fmt.Errorf("label %q is longer than %d bytes", label, sbFNameLen)
+	}
+	tx := fs.Begin()
+	b, err := fs.readSB(tx)
+	if err != nil {
+		tx.Cancel()
+		return 0, err
+	}
+	f := b.Data[sbFNameOff : sbFNameOff+sbFNameLen]
+	clear(f)
+	copy(f, label)
+	tx.LogRange(b, sbFNameOff, sbFNameOff+sbFNameLen-1)
+	lsn, err := tx.Commit()
+	if err != nil {
+		tx.Cancel()
+		return 0, err
+	}
+	clear(fs.SB.FName[:])
+	copy(fs.SB.FName[:], label)
+	return lsn, nil
+}
+
+// ErrCrashed is what a crash hook's dropped writes look like to a Go test
+// that has no exit function: the device refuses every write after the crash
+// point.
+var ErrCrashed = errors.New("injected crash: device writes stopped")
+
+// CrashHook returns a device write hook that simulates a power cut, for
+// crash-injection tests. Writes are counted from 1. With after >= 0, writes
+// 1..after reach the device and the power fails at the next one: it and
+// every later write are dropped. With tear > 0, the power fails during
+// write number tear: only its first half of sectors (rounded down) reaches
+// the device, written directly to dev's path, and every later write is
+// dropped. When the power fails, crash is called (the CLI exits there); if
+// it returns, the failing write and every later one return ErrCrashed.
+func CrashHook(dev *cache.Device, after, tear int, crash func()) cache.WriteHook {
+	var mu sync.Mutex
+	n := 0
+	crashed := false
+	return func(daddr int64, b []byte) (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if crashed {
+			return false, ErrCrashed
+		}
+		n++
+		switch {
+		case tear > 0 && n == tear:
+			crashed = true
+			if keep := len(b) / cache.BBSize / 2 * cache.BBSize; keep > 0 {
+				if err := writeDirect(dev.Path(), daddr, b[:keep]); err != nil {
+					return false, fmt.Errorf("tearing the write at daddr %d: %w", daddr, err)
+				}
+			}
+		case after >= 0 && n > after:
+			crashed = true
+		default:
+			return true, nil
+		}
+		if crash != nil {
+			crash()
+		}
+		return false, ErrCrashed
+	}
+}
+
+// writeDirect writes b at daddr of the file or device at path through a
+// file descriptor of its own, and syncs it.
+func writeDirect(path string, daddr int64, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(b, daddr*cache.BBSize); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
