@@ -220,6 +220,7 @@ func TestCrashMatrix(t *testing.T) {
 				if err != nil && !errors.Is(err, ErrCrashed) {
 					t.Fatalf("%s: %v", name, err)
 				}
+				ours := copyImg(t, img)
 				k := mountCycle(t, img)
 				l := labelOf(t, img)
 				i := slices.Index(states, l)
@@ -232,7 +233,21 @@ func TestCrashMatrix(t *testing.T) {
 				if out, code := testimg.TryRepair(t, img); code != 0 {
 					t.Fatalf("%s: xfs_repair -n exit %d\n%s", name, code, out)
 				}
-				t.Logf("%s: %d committed, label %q, kernel recovery %v", name, committed, l, recovered(k))
+				// xfsfree's recovery of the same crash gives the same.
+				rep, err := Recover(ours, RecoverOptions{})
+				if err != nil {
+					t.Fatalf("%s: xfsfree recover: %v", name, err)
+				}
+				if lo := labelOf(t, ours); lo != l {
+					t.Fatalf("%s: label %q after xfsfree recover, %q after the kernel's", name, lo, l)
+				}
+				if out, code := testimg.TryRepair(t, ours); code != 0 {
+					t.Fatalf("%s: xfs_repair -n after xfsfree recover: exit %d\n%s", name, code, out)
+				}
+				if k := mountCycle(t, ours); recovered(k) {
+					t.Fatalf("%s: kernel recovered after xfsfree recover:\n%s", name, k)
+				}
+				t.Logf("%s: %d committed, label %q, kernel recovery %v, xfsfree recover clean=%v", name, committed, l, recovered(k), rep.Clean)
 			}
 		}
 	}
