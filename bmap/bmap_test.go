@@ -8,8 +8,8 @@ import (
 
 	"github.com/xfsfree/xfsfree/agi"
 	"github.com/xfsfree/xfsfree/bmap"
-	"github.com/xfsfree/xfsfree/internal/testimg"
 	"github.com/xfsfree/xfsfree/inobt"
+	"github.com/xfsfree/xfsfree/internal/testimg"
 	"github.com/xfsfree/xfsfree/ondisk"
 	"github.com/xfsfree/xfsfree/xfs"
 )
