@@ -23,6 +23,9 @@ type Options struct {
 	CacheBytes int64
 	// Workers is the number of AGs worked on at once (0: 8).
 	Workers int
+	// WriteHook, if set, makes a device write hook that Open installs as
+	// soon as the device is open (crash injection: see CrashHook).
+	WriteHook func(dev *cache.Device) cache.WriteHook
 }
 
 // FS is an open filesystem. Its methods are safe for concurrent use.
@@ -45,6 +48,9 @@ func Open(path string, o Options) (*FS, error) {
 	dev, err := cache.Open(path, cache.OpenOptions{ReadOnly: o.ReadOnly, Buffered: o.Buffered})
 	if err != nil {
 		return nil, err
+	}
+	if o.WriteHook != nil {
+		dev.SetWriteHook(o.WriteHook(dev))
 	}
 	fs := &FS{Path: path, Dev: dev, opts: o}
 	if err := fs.load(); err != nil {

@@ -33,8 +33,9 @@ var (
 // finds the log's head and tail, and refuses a dirty log (ErrDirtyLog,
 // pointing at 'xfsfree recover') and an external log (ErrExternalLog).
 // Changes go through transactions (Begin); Finish makes the filesystem
-// clean. Install a crash-injection hook (CrashHook) on fs.Dev right after
-// OpenWrite returns: nothing is written before the first commit.
+// clean. Crash injection: Options.WriteHook (CrashHook), or a hook set on
+// fs.Dev right after OpenWrite returns (nothing is written before the
+// first commit).
 func OpenWrite(path string, o Options) (*FS, error) {
 	o.ReadOnly = false
 	fs, err := Open(path, o)

@@ -57,6 +57,9 @@ Exit codes: 0 done, 1 refused or failed, 2 usage error.`,
 		return usageError{errors.New("no command given (info, scan)")}
 	}
 	root.AddCommand(newInfoCmd(g), newScanCmd(g), newRecoverCmd(g))
+	var crash crashFlags
+	addCrashFlags(root, &crash)
+	root.AddCommand(newDebugCmd(g, &crash))
 	return root
 }
 
