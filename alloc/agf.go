@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"strconv"
 
+	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/ondisk"
 )
@@ -57,15 +58,8 @@ const (
 // (the kernel's ENOSPC), or its AGFL is empty when a btree needs a block.
 var ErrNoSpace = errors.New("no free space in the AG")
 
-// Tx is the transaction the free-space changes are made in: the method set
-// of btree.Tx. Buffers read through it stay locked and joined until the
-// transaction ends; asking again for the same daddr gives the same *Buf.
-type Tx interface {
-	ReadBuf(daddr int64, nBB int, kind *ondisk.BlockKind, ctx ondisk.VerifyCtx) (*cache.Buf, error)
-	GetBuf(daddr int64, nBB int, kind *ondisk.BlockKind) (*cache.Buf, error)
-	LogRange(b *cache.Buf, first, last int)
-	Binval(b *cache.Buf)
-}
+// Tx is the transaction the free-space changes are made in.
+type Tx = btree.Tx
 
 // AG is the free space of one allocation group inside one transaction: the
 // AGF buffer joined to it, which the fields below are read from and written
@@ -185,4 +179,3 @@ func (ag *AG) validAgbno(agbno uint32) bool {
 func (ag *AG) validExtent(agbno, n uint32) bool {
 	return n > 0 && uint64(agbno)+uint64(n) <= uint64(ag.length()) && ag.validAgbno(agbno)
 }
-

@@ -2,6 +2,7 @@ package alloc
 
 import (
 	"fmt"
+	"github.com/xfsfree/xfsfree/btree"
 
 	"github.com/xfsfree/xfsfree/ondisk"
 )
@@ -32,7 +33,7 @@ func (ag *AG) getRec(c cursor, which string) (extent, error) {
 }
 
 // lookupAlloc looks up (bno, n) in btree i.
-func (ag *AG) lookupAlloc(tx Tx, i int, e extent, d dir) (cursor, bool, error) {
+func (ag *AG) lookupAlloc(tx Tx, i int, e extent, d btree.LookupDir) (cursor, bool, error) {
 	t, err := ag.tree(i)
 	if err != nil {
 		return nil, false, err
@@ -94,7 +95,7 @@ func (ag *AG) fixLongest(tx Tx) error {
 	if err != nil {
 		return err
 	}
-	rec, ok, err := t.Last(tx)
+	rec, ok, err := lastRec(tx, t)
 	if err != nil {
 		return err
 	}
@@ -266,7 +267,7 @@ func (ag *AG) sizeCandidate(tx Tx, want uint32) (bno, n uint32, ok bool, err err
 		if err != nil {
 			return 0, 0, false, err
 		}
-		rec, found, err := t.Last(tx)
+		rec, found, err := lastRec(tx, t)
 		if err != nil || !found {
 			return 0, 0, false, err
 		}

@@ -1,14 +1,10 @@
 package alloc
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/xfsfree/xfsfree/ondisk"
 )
-
-// errNoEngine is returned while the btree engine cannot change btrees.
-var errNoEngine = errors.New("alloc: the btree engine's write side is not available")
 
 // Owner is who an extent belongs to in the rmapbt (struct
 // xfs_owner_info): an inode (with the file offset of the extent, and
@@ -242,11 +238,12 @@ func (ag *AG) rmapUnmap(tx Tx, bno, n uint32, o Owner) error {
 		return ag.rmapCorrupt(bno, n, o, "belongs to another owner in the rmapbt", lt)
 	}
 	if ondisk.IsInodeOwner(o.Owner) {
-		if o.Bmbt {
-			if !lt.BmbtBlock() {
-				return ag.rmapCorrupt(bno, n, o, "is a bmbt block but its rmap record is not", lt)
-			}
-		} else if lt.FileOffset() > off || lt.FileOffset()+uint64(lt.BlockCount) < off+uint64(n) {
+		// Stricter than xfs_rmap_free_check_owner: the fork and the bmbt
+		// flag must match too.
+		if lt.AttrFork() != o.Attr || lt.BmbtBlock() != o.Bmbt {
+			return ag.rmapCorrupt(bno, n, o, "differs in the attr-fork or bmbt flag from its rmap record", lt)
+		}
+		if !o.Bmbt && (lt.FileOffset() > off || lt.FileOffset()+uint64(lt.BlockCount) < off+uint64(n)) {
 			return ag.rmapCorrupt(bno, n, o, "has file offsets outside its rmap record", lt)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 
+	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
@@ -12,58 +13,17 @@ import (
 
 var be = binary.BigEndian
 
-// dir is a lookup direction (XFS_LOOKUP_LE, EQ, GE).
-type dir int
-
+// Lookup directions, and the engine's cursor.
 const (
-	lookLE dir = iota
-	lookEQ
-	lookGE
+	lookLE = btree.LE
+	lookEQ = btree.EQ
+	lookGE = btree.GE
 )
 
-// cursor is a position at one record of a btree, as the engine's Cursor.
-type cursor interface {
-	Rec() []byte
-	Update(rec []byte) error
-	Delete() error
-}
+type cursor = *btree.Cursor
 
-// tree is the part of the btree engine this package uses.
-type tree interface {
-	Lookup(tx Tx, key []byte, d dir) (cursor, bool, error)
-	Insert(tx Tx, rec []byte) error
-	// Last returns a copy of the last record, ok false if the btree is empty.
-	Last(tx Tx) (rec []byte, ok bool, err error)
-}
-
-// treeSpec describes one AG btree for the engine. This struct does not
-// represent an on-disk struct.
-type treeSpec struct {
-	Type   *ondisk.BtreeType
-	Kind   *ondisk.BlockKind
-	G      *ondisk.Geometry
-	AG     uint32
-	Root   uint32
-	Levels int
-	RecKey func(rec []byte) []byte
-	// RecHighKey is the high key of a record (overlapping btrees only).
-	RecHighKey func(rec []byte) []byte
-	Cmp        func(a, b []byte) int
-	SetRoot    func(tx Tx, root uint32, levels int) error
-	Blocks     Blocks
-}
-
-// openTree makes the engine's btree for a spec. It is nil until the btree
-// engine's write side exists (engine.go); every operation that changes a
-// btree then fails with errNoEngine.
-var openTree func(s *treeSpec) tree
-
-// Blocks is where a btree gets new blocks and puts freed ones (the
-// method set of btree.Blocks).
-type Blocks interface {
-	Alloc(tx Tx, near uint32) (agbno uint32, err error)
-	Free(tx Tx, agbno uint32) error
-}
+// Blocks is where a btree gets new blocks and puts freed ones.
+type Blocks = btree.Blocks
 
 // Alloc records and keys: [startblock, blockcount]; the bnobt orders by
 // startblock only (xfs_bnobt_cmp_key_with_cur), the cntbt by blockcount
@@ -128,30 +88,35 @@ func rmapKey(bno uint32, o Owner) []byte {
 	return k
 }
 
-// spec returns the engine's description of btree i (ondisk.AGFBno, AGFCnt,
-// AGFRmap) as the AGF holds it now.
-func (ag *AG) spec(i int) *treeSpec {
-	s := &treeSpec{G: ag.G, AG: ag.Agno, Root: ag.Root(i), Levels: ag.Levels(i),
-		SetRoot: func(tx Tx, root uint32, levels int) error { return ag.setRoot(tx, i, root, levels) }}
+// tree opens btree i (ondisk.AGFBno, AGFCnt, AGFRmap) as the AGF holds it
+// now. The root can move during a change (SetRoot), so callers open it
+// again for each step.
+func (ag *AG) tree(i int) (*btree.Tree, error) {
+	t := &btree.Tree{G: ag.G, AG: ag.Agno, Root: ag.Root(i), Levels: ag.Levels(i),
+		SetRoot: func(tx btree.Tx, root uint32, levels int) error { return ag.setRoot(tx, i, root, levels) }}
 	switch i {
 	case ondisk.AGFBno:
-		s.Type, s.Kind, s.RecKey, s.Cmp = ondisk.BtBnobt, ondisk.KindBnobt, allocRecKey, bnoCmp
-		s.Blocks = &AGFLBlocks{AG: ag}
+		t.Type, t.Kind, t.RecKey, t.Cmp = ondisk.BtBnobt, ondisk.KindBnobt, allocRecKey, bnoCmp
+		t.Blocks = &AGFLBlocks{AG: ag}
 	case ondisk.AGFCnt:
-		s.Type, s.Kind, s.RecKey, s.Cmp = ondisk.BtCntbt, ondisk.KindCntbt, allocRecKey, cntCmp
-		s.Blocks = &AGFLBlocks{AG: ag}
+		t.Type, t.Kind, t.RecKey, t.Cmp = ondisk.BtCntbt, ondisk.KindCntbt, allocRecKey, cntCmp
+		t.Blocks = &AGFLBlocks{AG: ag}
 	case ondisk.AGFRmap:
-		s.Type, s.Kind, s.RecKey, s.RecHighKey, s.Cmp = ondisk.BtRmapbt, ondisk.KindRmapbt, rmapRecKey, rmapRecHighKey, rmapCmp
-		s.Blocks = &AGFLBlocks{AG: ag, Rmap: true}
+		t.Type, t.Kind, t.RecKey, t.RecHighKey, t.Cmp = ondisk.BtRmapbt, ondisk.KindRmapbt, rmapRecKey, rmapRecHighKey, rmapCmp
+		t.Blocks = &AGFLBlocks{AG: ag, Rmap: true}
 	}
-	return s
+	return t, nil
 }
 
-// tree opens btree i for one step of an operation. The root can move
-// between steps (SetRoot), so callers open it again for each.
-func (ag *AG) tree(i int) (tree, error) {
-	if openTree == nil {
-		return nil, errNoEngine
+// lastRec returns a copy of the last record of t, ok false if t is empty.
+func lastRec(tx Tx, t *btree.Tree) ([]byte, bool, error) {
+	key := make([]byte, t.Type.KeyLen)
+	for i := range key {
+		key[i] = 0xff
 	}
-	return openTree(ag.spec(i)), nil
+	c, ok, err := t.Lookup(tx, key, btree.LE)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return c.Rec(), true, nil
 }
