@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -457,4 +458,121 @@ func TestCancelAndTooBig(t *testing.T) {
 	if _, err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// crashAt returns a write hook that lets n writes through and drops the
+// rest, or (tear) writes only the first half of the sectors of write n.
+func crashAt(n int, tear bool, path string) cache.WriteHook {
+	count := 0
+	return func(daddr int64, b []byte) (bool, error) {
+		count++
+		switch {
+		case tear && count == n:
+			if keep := len(b) / 512 / 2 * 512; keep > 0 {
+				f, err := os.OpenFile(path, os.O_WRONLY, 0)
+				if err != nil {
+					return false, err
+				}
+				defer f.Close()
+				if _, err := f.WriteAt(b[:keep], daddr*512); err != nil {
+					return false, err
+				}
+				if err := f.Sync(); err != nil {
+					return false, err
+				}
+			}
+			return false, errCrashed
+		case tear && count > n, !tear && count > n:
+			return false, errCrashed
+		}
+		return true, nil
+	}
+}
+
+var errCrashed = errors.New("crashed")
+
+// A crash matrix over one big transaction of many records (regions split
+// across records), then its checkpoint and the unmount record: every crash
+// point and every torn write leaves the change wholly present or wholly
+// absent after the kernel's recovery and after ours, and xfs_repair -n
+// passes.
+func TestBigTransactionCrashMatrix(t *testing.T) {
+	testimg.Need(t)
+	base := mkImage(t, smallLogEnv, "-d", "agcount=4", "-b", "size=16384")
+	orig := sbLabel(t, base)
+	run := func(img string, hook cache.WriteHook) (committed bool, err error) {
+		ss := openSession(t, img)
+		defer ss.dev.Close()
+		ss.dev.SetWriteHook(hook)
+		tx := ss.s.Begin()
+		ss.relogAll(t, tx)
+		ss.setLabel(t, tx, "big")
+		if _, err := tx.Commit(); err != nil {
+			return false, err
+		}
+		if err := ss.s.Close(); err != nil {
+			return true, err
+		}
+		return true, nil
+	}
+	total := 0
+	{
+		img := copyImage(t, base)
+		counter := func(int64, []byte) (bool, error) { total++; return true, nil }
+		if _, err := run(img, counter); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d writes", total)
+	for _, tear := range []bool{false, true} {
+		for n := 0; n <= total; n++ {
+			if tear && n == 0 {
+				continue
+			}
+			img := copyImage(t, base)
+			committed, err := run(img, crashAt(n, tear, img))
+			if err != nil && !errors.Is(err, errCrashed) {
+				t.Fatalf("tear=%v n=%d: %v", tear, n, err)
+			}
+			ours := copyImage(t, img)
+			rec := kernelRecover(t, img)
+			l := sbLabel(t, img)
+			if l != orig && l != "big" || committed && l != "big" {
+				t.Fatalf("tear=%v n=%d: label %q after kernel recovery (committed %v)", tear, n, l, committed)
+			}
+			if out, code := testimg.TryRepair(t, img); code != 0 {
+				t.Fatalf("tear=%v n=%d: xfs_repair -n exit %d\n%s", tear, n, code, out)
+			}
+			dev, lg, st := openWriteDev(t, ours)
+			if _, err := Recover(dev, openSession0(t, dev), lg, st, RecoverOptions{}); err != nil {
+				t.Fatalf("tear=%v n=%d: xfsfree recovery: %v", tear, n, err)
+			}
+			dev.Close()
+			if lo := sbLabel(t, ours); lo != l {
+				t.Fatalf("tear=%v n=%d: label %q after our recovery, %q after the kernel's", tear, n, lo, l)
+			}
+			if out, code := testimg.TryRepair(t, ours); code != 0 {
+				t.Fatalf("tear=%v n=%d: xfs_repair -n after our recovery: exit %d\n%s", tear, n, code, out)
+			}
+			t.Logf("tear=%v n=%d: committed %v, label %q, kernel recovery %v", tear, n, committed, l, rec)
+		}
+	}
+}
+
+// openSession0 reads the filesystem geometry from an open device.
+func openSession0(t *testing.T, dev *cache.Device) *ondisk.Geometry {
+	t.Helper()
+	b, err := dev.ReadAt(0, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := ondisk.DecodeSuperblock(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := ondisk.NewGeometry(sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
