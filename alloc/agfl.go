@@ -188,7 +188,11 @@ func (ag *AG) FixFreelist(tx Tx, freeing bool) error {
 
 // finishDeferred frees the AGFL blocks a shrink took off the list
 // (xfs_agfl_free_finish_item → xfs_free_agfl_block): into free space with
-// owner OWN_AG, and any cached buffer of the block cancelled.
+// owner OWN_AG. The kernel also cancels any cached buffer of the block;
+// here a block reaches the AGFL only from free space or from a btree that
+// cancelled its buffer when it freed it (btree.Tree's freeBlock), so there
+// is nothing to cancel — and a cancel would stop the block's reuse later in
+// the same transaction.
 func (ag *AG) finishDeferred(tx Tx) error {
 	for len(ag.deferred) > 0 {
 		bno := ag.deferred[0]
@@ -196,11 +200,6 @@ func (ag *AG) finishDeferred(tx Tx) error {
 		if err := ag.freeAGExtent(tx, bno, 1, OwnerAG); err != nil {
 			return err
 		}
-		b, err := tx.GetBuf(ag.G.AgbToDaddr(ag.Agno, bno), ag.G.BlockBBs(), nil)
-		if err != nil {
-			return err
-		}
-		tx.Binval(b)
 	}
 	return nil
 }
