@@ -59,9 +59,12 @@ type FreeReport struct {
 	ChunkInodes  uint64        `json:"chunk_inodes_released"`
 	ChunkBlocks  uint64        `json:"chunk_blocks_freed"`
 	Transactions int           `json:"transactions"`
-	Before       Counters      `json:"before"`
-	After        Counters      `json:"after"`
-	Note         string        `json:"note,omitempty"`
+	// LogBytes is the log written from the first transaction to the
+	// unmount record.
+	LogBytes int64    `json:"log_bytes_written"`
+	Before   Counters `json:"before"`
+	After    Counters `json:"after"`
+	Note     string   `json:"note,omitempty"`
 	// QuotaNote says that the quota "checked" flags were cleared.
 	QuotaNote string `json:"quota_note,omitempty"`
 }
@@ -142,6 +145,13 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 		return nil, ErrNotWritable
 	}
 	rep := &FreeReport{Device: fs.Path, DryRun: o.DryRun}
+	var w *journal.Writer
+	var startBlock int64
+	var startCycle uint32
+	if !o.DryRun {
+		w = fs.log.Writer()
+		startBlock, startCycle = w.Head()
+	}
 	if before, err := fs.SummaryCounters(); err == nil {
 		rep.Before = Counters(before)
 	}
@@ -223,6 +233,8 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 	if err := fs.Finish(); err != nil {
 		return rep, err
 	}
+	endBlock, endCycle := w.Head()
+	rep.LogBytes = (int64(endCycle-startCycle)*fs.G.LogBBs + endBlock - startBlock) * ondisk.BBSize
 	rep.After = Counters{ICount: fs.SB.ICount, IFree: fs.SB.IFree, FDBlocks: fs.SB.FDBlocks}
 	return rep, nil
 }

@@ -56,7 +56,7 @@ Exit codes: 0 done, 1 refused or failed, 2 usage error.`,
 	root.RunE = func(_ *cobra.Command, args []string) error {
 		return usageError{errors.New("no command given (info, scan)")}
 	}
-	root.AddCommand(newInfoCmd(g), newScanCmd(g), newRecoverCmd(g))
+	root.AddCommand(newInfoCmd(g), newScanCmd(g), newRecoverCmd(g), newFreeCmd(g))
 	var crash crashFlags
 	addCrashFlags(root, &crash)
 	root.AddCommand(newDebugCmd(g, &crash))

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+	"github.com/xfsfree/xfsfree/cache"
+	"github.com/xfsfree/xfsfree/xfs"
+)
+
+// freeStats are the I/O counters --stats prints.
+type freeStats struct {
+	DeviceReads   int64 `json:"device_reads"`
+	DeviceWrites  int64 `json:"device_writes"`
+	BytesRead     int64 `json:"bytes_read"`
+	BytesWritten  int64 `json:"bytes_written"`
+	Syncs         int64 `json:"syncs"`
+	CacheHits     int64 `json:"cache_hits"`
+	CacheMisses   int64 `json:"cache_misses"`
+	LogBytes      int64 `json:"log_bytes_written"`
+	Transactions  int   `json:"transactions"`
+	CacheReadAhds int64 `json:"cache_readaheads"`
+}
+
+// freeOutput is the --json document of `free`.
+type freeOutput struct {
+	*xfs.FreeReport
+	Stats *freeStats `json:"stats,omitempty"`
+}
+
+func newFreeCmd(g *globalFlags) *cobra.Command {
+	var o xfs.FreeOptions
+	var inos []string
+	var stats, verbose bool
+	cmd := &cobra.Command{
+		Use:   "free DEV (--orphans | --empty-chunks | --ino N...)",
+		Short: "Free orphaned inodes and fully free inode chunks, through the log",
+		Long: `free frees, as the kernel's mount would, the inodes on the AGI unlinked lists
+(--orphans: every one, in the kernel's order: AG, bucket, chain), or only
+the orphans given by number (--ino, repeatable or comma-separated; an inode
+with links, a free one or a number outside the filesystem is refused by
+number), and releases inode chunks that are entirely free already
+(--empty-chunks; the kernel never releases those). Each orphan's forks are
+truncated and their blocks freed, its inode btree records updated and the
+inode reset; a chunk left entirely free is released (its inode cluster
+buffers cancelled, its blocks freed) unless --keep-chunks.
+
+Every change is a logged transaction in the filesystem's own log; at the end
+the superblock counters are rebuilt from the AG headers and the log is left
+clean, so the kernel mounts the filesystem without recovery. With quota
+accounting on, the quota 'checked' flags are cleared so that the next mount
+re-counts usage.
+
+free refuses a mounted device and a dirty log (run 'xfsfree recover' first).
+Orphans it must not free (reflinked or realtime files, metadata inodes, a
+corrupt inode or block) are refused by number; a free that meets a corrupt
+block is cancelled (nothing of it written) and named; the others go on, and
+the exit status is 1. --dry-run opens the device read-only and prints the
+plan.`,
+		Args: exactlyOneDevice,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, s := range inos {
+				n, err := strconv.ParseUint(s, 0, 64)
+				if err != nil {
+					return usageError{fmt.Errorf("--ino %q: not an inode number", s)}
+				}
+				o.Inos = append(o.Inos, n)
+			}
+			if !o.Orphans && !o.EmptyChunks && len(o.Inos) == 0 {
+				return usageError{xfs.ErrNothingToFree}
+			}
+			if o.Orphans && len(o.Inos) > 0 {
+				return usageError{errors.New("--orphans frees every orphan: give it or --ino, not both")}
+			}
+			opts := xfs.Options{Buffered: g.buffered}
+			var fs *xfs.FS
+			var err error
+			if o.DryRun {
+				opts.ReadOnly = true
+				fs, err = xfs.Open(args[0], opts)
+			} else {
+				fs, err = xfs.OpenWrite(args[0], opts)
+			}
+			if err != nil {
+				return err
+			}
+			defer fs.Close()
+			if !o.DryRun {
+				if h := crashHookFromFlags(cmd); h != nil {
+					fs.Dev.SetWriteHook(h(fs.Dev))
+				}
+			}
+			p := newProgress(g, "freeing")
+			o.Progress = p.Update
+			rep, err := fs.Free(o)
+			p.Done()
+			if err != nil {
+				return err
+			}
+			var st *freeStats
+			if stats {
+				d, c := fs.Dev.Stats(), fs.Cache.Stats()
+				st = &freeStats{DeviceReads: d.Reads, DeviceWrites: d.Writes, BytesRead: d.BytesRead, BytesWritten: d.BytesWritten,
+					Syncs: d.Syncs, CacheHits: c.Hits, CacheMisses: c.Misses, CacheReadAhds: c.ReadAheads,
+					LogBytes: rep.LogBytes, Transactions: rep.Transactions}
+			}
+			if g.json {
+				if err := printJSON(os.Stdout, freeOutput{rep, st}); err != nil {
+					return err
+				}
+			} else {
+				printFree(os.Stdout, rep, verbose)
+				if st != nil {
+					printFreeStats(os.Stdout, st)
+				}
+			}
+			if rep.Failed() {
+				return fmt.Errorf("%d refused, %d failed (the others were %s)", len(rep.Refused), len(rep.Errors), map[bool]string{true: "planned", false: "freed"}[o.DryRun])
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.Orphans, "orphans", false, "free every inode on the AGI unlinked lists")
+	f.BoolVar(&o.EmptyChunks, "empty-chunks", false, "release inode chunks whose inodes are all free already")
+	f.StringSliceVar(&inos, "ino", nil, "free this orphan (repeatable, or comma-separated)")
+	f.BoolVar(&o.KeepChunks, "keep-chunks", false, "keep chunks the frees leave entirely free (as the old ikeep mount option)")
+	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan; open read-only and write nothing")
+	f.BoolVar(&stats, "stats", false, "print device reads and writes, cache hits and misses, and log bytes written")
+	f.BoolVarP(&verbose, "verbose", "v", false, "list every inode and chunk")
+	return cmd
+}
+
+// crashHookFromFlags reads the hidden global crash-injection flags.
+func crashHookFromFlags(cmd *cobra.Command) func(*cache.Device) cache.WriteHook {
+	after, err1 := cmd.Flags().GetInt("crash-after-writes")
+	tear, err2 := cmd.Flags().GetInt("tear-write")
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	c := crashFlags{after: after, tear: tear}
+	return c.hook()
+}
+
+func printFree(w io.Writer, r *xfs.FreeReport, verbose bool) {
+	if r.Note != "" {
+		fmt.Fprintf(w, "note: %s\n", r.Note)
+	}
+	verb, chunkVerb := "freed", "released"
+	if r.DryRun {
+		fmt.Fprintf(w, "%s: dry run, nothing written. The plan:\n", r.Device)
+		verb, chunkVerb = "would free", "would release"
+	}
+	const maxLines = 50
+	for i, in := range r.Inodes {
+		if !verbose && !r.DryRun {
+			break
+		}
+		if !verbose && i == maxLines {
+			fmt.Fprintf(w, "  ... %d more inode(s) (-v or --json lists them)\n", len(r.Inodes)-i)
+			break
+		}
+		extra := ""
+		if in.ChunkFreed {
+			extra = ", empties its chunk"
+		}
+		fmt.Fprintf(w, "  inode %d (AG %d): mode %#o size %d, %d block(s)%s\n", in.Ino, in.AG, in.Mode, in.Size, in.Blocks, extra)
+	}
+	for i, c := range r.Chunks {
+		if !verbose && !r.DryRun {
+			break
+		}
+		if !verbose && i == maxLines {
+			fmt.Fprintf(w, "  ... %d more chunk(s) (-v or --json lists them)\n", len(r.Chunks)-i)
+			break
+		}
+		why := "emptied by the frees"
+		if c.WasEmpty {
+			why = "entirely free already"
+		}
+		fmt.Fprintf(w, "  chunk at inode %d (AG %d agino %d): %d inodes, %d block(s), %s\n", c.StartIno, c.AG, c.StartAgino, c.Inodes, c.Blocks, why)
+	}
+	fmt.Fprintf(w, "%s %d orphan(s) holding %d block(s); %s %d chunk(s) of %d inode(s) in %d block(s)",
+		verb, r.InodesFreed, r.ForkBlocks, chunkVerb, r.ChunksFreed, r.ChunkInodes, r.ChunkBlocks)
+	if !r.DryRun {
+		fmt.Fprintf(w, "; %d transaction(s)", r.Transactions)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "counters: icount %d -> %d, ifree %d -> %d, fdblocks %d -> %d", r.Before.ICount, r.After.ICount,
+		r.Before.IFree, r.After.IFree, r.Before.FDBlocks, r.After.FDBlocks)
+	if r.DryRun {
+		fmt.Fprint(w, " (estimated: btree blocks not counted)")
+	} else {
+		fmt.Fprint(w, " (from the AG headers); the log is clean")
+	}
+	fmt.Fprintln(w)
+	if r.QuotaNote != "" {
+		fmt.Fprintf(w, "quota: %s\n", r.QuotaNote)
+	}
+	for _, x := range r.Refused {
+		fmt.Fprintf(w, "refused: inode %d: %s\n", x.Ino, x.Reason)
+	}
+	for _, e := range r.Errors {
+		if e.Ino != 0 {
+			fmt.Fprintf(w, "failed: AG %d inode %d (its transaction cancelled, nothing written): %s\n", e.AG, e.Ino, e.Err)
+		} else {
+			fmt.Fprintf(w, "failed: AG %d (nothing written for it): %s\n", e.AG, e.Err)
+		}
+	}
+}
+
+func printFreeStats(w io.Writer, s *freeStats) {
+	fmt.Fprintf(w, "stats: device %d reads (%d bytes), %d writes (%d bytes), %d syncs; cache %d hits, %d misses, %d read ahead; log %d bytes in %d transaction(s)\n",
+		s.DeviceReads, s.BytesRead, s.DeviceWrites, s.BytesWritten, s.Syncs, s.CacheHits, s.CacheMisses, s.CacheReadAhds, s.LogBytes, s.Transactions)
+}
