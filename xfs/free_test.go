@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xfsfree/xfsfree/icluster"
 	"github.com/xfsfree/xfsfree/internal/testimg"
 	"github.com/xfsfree/xfsfree/ondisk"
 )
@@ -325,4 +326,86 @@ func TestFreeInos(t *testing.T) {
 	}
 	testimg.Repair(t, img)
 	compareAllocState(t, readAllocState(t, img), readAllocState(t, kernelFreed(t, "orphans")))
+}
+
+// TestFreeCorruptBnobt: a corrupt free-space btree block in one AG fails
+// the frees that reach it (their transactions cancelled: the inodes stay
+// allocated and on their lists), the error names the AG and the block,
+// and every orphan that does not touch that AG is freed.
+func TestFreeCorruptBnobt(t *testing.T) {
+	testimg.Need(t, "xfs_db")
+	img := cleanOrphans(t, "orphans")
+	fs := openRO(t, img)
+	var bad uint32 = ondisk.NoAG
+	clear := map[uint64]bool{} // orphans whose frees stay out of the bad AG
+	all := map[uint64]bool{}
+	type vic struct {
+		ino uint64
+		ags []uint32
+	}
+	var vics []vic
+	for agno := uint32(0); agno < fs.G.AGCount; agno++ {
+		st, err := fs.ScanAG(agno)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range st.Chains {
+			for _, o := range c.Inodes {
+				loc, err := fs.Locate(agno, st.Inobt, o.Agino)
+				if err != nil {
+					t.Fatal(err)
+				}
+				v, err := icluster.Inspect(fs.Cache, fs.G, agno, o.Agino, loc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if bad == ondisk.NoAG && v.Blocks() > 0 {
+					bad = agno
+				}
+				vics = append(vics, vic{v.Ino, v.AGs})
+				all[v.Ino] = true
+			}
+		}
+	}
+	fs.Close()
+	for _, v := range vics {
+		if !slices.Contains(v.ags, bad) {
+			clear[v.ino] = true
+		}
+	}
+	if bad == ondisk.NoAG || len(clear) == 0 || len(clear) == len(all) {
+		t.Fatalf("fixture: bad AG %d, %d of %d orphans clear of it", bad, len(clear), len(all))
+	}
+	root := mustU(t, testimg.ParseFields(testimg.DB(t, img, fmt.Sprintf("agf %d", bad), "p bnoroot"))["bnoroot"])
+	testimg.DBWrite(t, img, fmt.Sprintf("fsblock %d", testimg.Geo(t, img).FSBlock(bad, uint32(root))), "type bnobt", "write -d magic 0x41425442")
+	rep := runFree(t, img, FreeOptions{Orphans: true})
+	if len(rep.Errors) == 0 {
+		t.Fatal("no error reported for the corrupt bnobt block")
+	}
+	for _, e := range rep.Errors {
+		if e.AG != bad && !strings.Contains(e.Err, fmt.Sprintf("AG %d", bad)) {
+			t.Errorf("error outside AG %d: %+v", bad, e)
+		}
+		if !strings.Contains(e.Err, "bnobt") && !strings.Contains(e.Err, "magic") {
+			t.Errorf("error does not name the block: %+v", e)
+		}
+	}
+	freed := map[uint64]bool{}
+	for _, in := range rep.Inodes {
+		freed[in.Ino] = true
+	}
+	for ino := range clear {
+		if !freed[ino] {
+			t.Errorf("orphan %d, clear of AG %d, was not freed", ino, bad)
+		}
+	}
+	for _, e := range rep.Errors {
+		if e.Ino == 0 {
+			continue
+		}
+		if m := testimg.Inode(t, img, e.Ino)["core.mode"]; m == "0" {
+			t.Errorf("failed inode %d was written (mode 0)", e.Ino)
+		}
+	}
+	t.Logf("%d freed, %d failed; first error: %s", len(rep.Inodes), len(rep.Errors), rep.Errors[0].Err)
 }
