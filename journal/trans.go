@@ -140,7 +140,12 @@ func (t *Transaction) join(b *cache.Buf) *tbuf {
 	return tb
 }
 
-func (t *Transaction) joined(daddr int64, nBB int) (*cache.Buf, bool, error) {
+// joined returns the buffer at daddr if it is joined already. A buffer
+// cancelled in this transaction holds a freed block: reading it is an
+// error, but getting it (revive) to reuse the block undoes the cancel, as
+// the kernel's xfs_trans_dirty_buf clears XFS_BLI_STALE and XFS_BLF_CANCEL
+// of a buffer logged again after xfs_trans_binval.
+func (t *Transaction) joined(daddr int64, nBB int, revive bool) (*cache.Buf, bool, error) {
 	if t.done {
 		return nil, false, ErrTransDone
 	}
@@ -149,7 +154,10 @@ func (t *Transaction) joined(daddr int64, nBB int) (*cache.Buf, bool, error) {
 			return nil, false, fmt.Errorf("journal: buffer at daddr %d joined with %d BBs, asked for %d", daddr, tb.b.Len, nBB)
 		}
 		if tb.cancel {
-			return nil, false, fmt.Errorf("journal: buffer at daddr %d was cancelled in this transaction", daddr)
+			if !revive {
+				return nil, false, fmt.Errorf("journal: buffer at daddr %d (%d BBs) was freed and cancelled in this transaction", daddr, nBB)
+			}
+			tb.cancel = false
 		}
 		return tb.b, true, nil
 	}
@@ -161,7 +169,7 @@ func (t *Transaction) joined(daddr int64, nBB int) (*cache.Buf, bool, error) {
 // the transaction commits or cancels. Asking again for a joined buffer
 // returns the same one.
 func (t *Transaction) ReadBuf(daddr int64, nBB int, kind *ondisk.BlockKind, ctx ondisk.VerifyCtx) (*cache.Buf, error) {
-	if b, ok, err := t.joined(daddr, nBB); ok || err != nil {
+	if b, ok, err := t.joined(daddr, nBB, false); ok || err != nil {
 		return b, err
 	}
 	b, err := t.s.c.Get(daddr, nBB, kind, ctx)
@@ -173,9 +181,11 @@ func (t *Transaction) ReadBuf(daddr int64, nBB int, kind *ondisk.BlockKind, ctx 
 }
 
 // GetBuf joins the buffer of nBB BBs at daddr without reading it
-// (xfs_trans_get_buf): its contents are what is cached, or zeros.
+// (xfs_trans_get_buf): its contents are what is cached, or zeros. A
+// buffer cancelled earlier in this transaction is revived: its block is
+// being reused.
 func (t *Transaction) GetBuf(daddr int64, nBB int, kind *ondisk.BlockKind) (*cache.Buf, error) {
-	if b, ok, err := t.joined(daddr, nBB); ok || err != nil {
+	if b, ok, err := t.joined(daddr, nBB, true); ok || err != nil {
 		return b, err
 	}
 	b, err := t.s.c.GetNoRead(daddr, nBB, kind)

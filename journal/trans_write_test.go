@@ -576,3 +576,44 @@ func openSession0(t *testing.T, dev *cache.Device) *ondisk.Geometry {
 	}
 	return g
 }
+
+// A buffer cancelled and then got again in the same transaction (a block
+// freed and reused, as a btree join then split does) is revived: reading
+// it meanwhile is refused, the commit logs it as a regular buffer (no
+// cancel item), and the kernel replays its new contents.
+func TestCancelledBufferRevived(t *testing.T) {
+	testimg.Need(t)
+	img := mkImage(t, nil)
+	ss := openSession(t, img)
+	tx := ss.s.Begin()
+	b, err := tx.ReadBuf(0, ss.fg.SectBBs(), ondisk.KindSB, ondisk.VerifyCtx{G: ss.fg, AG: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Binval(b)
+	if _, err := tx.ReadBuf(0, ss.fg.SectBBs(), ondisk.KindSB, ondisk.VerifyCtx{G: ss.fg, AG: 0}); err == nil {
+		t.Fatal("ReadBuf of a buffer cancelled in the transaction succeeded")
+	}
+	b2, err := tx.GetBuf(0, ss.fg.SectBBs(), ondisk.KindSB)
+	if err != nil || b2 != b {
+		t.Fatalf("GetBuf after Binval: %v (same buffer %v)", err, b2 == b)
+	}
+	ss.setLabel(t, tx, "revived")
+	if _, err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if b.IsStale() {
+		t.Fatal("revived buffer is STALE after commit")
+	}
+	// xfs_logprint shows the item's blf_flags: the superblock type
+	// (0x9000) without XFS_BLF_CANCEL (0x2).
+	if _, _, out := logprintCounts(t, img); !strings.Contains(out, "flags:0x9000") {
+		t.Fatalf("the superblock is not logged as a regular buffer item:\n%s", out)
+	}
+	ss.crash()
+	kernelRecover(t, img)
+	if l := sbLabel(t, img); l != "revived" {
+		t.Fatalf("label after kernel recovery %q, want %q", l, "revived")
+	}
+	testimg.Repair(t, img)
+}

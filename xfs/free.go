@@ -17,7 +17,6 @@ import (
 	"github.com/xfsfree/xfsfree/agi"
 	"github.com/xfsfree/xfsfree/alloc"
 	"github.com/xfsfree/xfsfree/btree"
-	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/icluster"
 	"github.com/xfsfree/xfsfree/inobt"
 	"github.com/xfsfree/xfsfree/journal"
@@ -460,51 +459,9 @@ func (it item) ags(agno uint32) []uint32 {
 	return []uint32{agno}
 }
 
-// freeTx is a journal transaction whose buffer cancels wait for the
-// commit: a block freed in the transaction and taken again by a btree in
-// the same transaction (GetBuf) is revived instead of cancelled, as the
-// kernel's xfs_trans_dirty_buf clears XFS_BLI_STALE and XFS_BLF_CANCEL of
-// a buffer dirtied again after xfs_trans_binval.
-type freeTx struct {
-	*journal.Transaction
-	binval map[int64]*cache.Buf
-}
-
-func newFreeTx(t *journal.Transaction) *freeTx {
-	return &freeTx{Transaction: t, binval: map[int64]*cache.Buf{}}
-}
-
-// Binval cancels b at commit unless it is taken again before.
-func (t *freeTx) Binval(b *cache.Buf) { t.binval[b.Daddr] = b }
-
-// ReadBuf refuses a buffer cancelled in this transaction: its block is
-// free.
-func (t *freeTx) ReadBuf(daddr int64, nBB int, kind *ondisk.BlockKind, ctx ondisk.VerifyCtx) (*cache.Buf, error) {
-	if _, ok := t.binval[daddr]; ok {
-		return nil, fmt.Errorf("daddr %d (%d BBs) was freed and cancelled in this transaction", daddr, nBB)
-	}
-	return t.Transaction.ReadBuf(daddr, nBB, kind, ctx)
-}
-
-// GetBuf revives a buffer cancelled in this transaction: its block is
-// being reused.
-func (t *freeTx) GetBuf(daddr int64, nBB int, kind *ondisk.BlockKind) (*cache.Buf, error) {
-	delete(t.binval, daddr)
-	return t.Transaction.GetBuf(daddr, nBB, kind)
-}
-
-// Commit cancels the buffers still to be cancelled, then commits.
-func (t *freeTx) Commit() (ondisk.LSN, error) {
-	for _, b := range t.binval {
-		t.Transaction.Binval(b)
-	}
-	clear(t.binval)
-	return t.Transaction.Commit()
-}
-
 // batch is an open transaction and the frees in it.
 type batch struct {
-	tx      *freeTx
+	tx      *journal.Transaction
 	items   []item
 	results []*icluster.Freed
 	undo    []func() // restores the in-memory chains if the batch is cancelled
@@ -569,7 +526,7 @@ func (w *freeWorker) runItems(items []item, retry bool) {
 			flush()
 		}
 		if b == nil {
-			b = &batch{tx: newFreeTx(w.fs.Begin()), maxAG: -1}
+			b = &batch{tx: w.fs.Begin(), maxAG: -1}
 		}
 		res, err := w.apply(b, it)
 		var re *icluster.RefusedError
