@@ -39,39 +39,42 @@ func Recover(path string, o RecoverOptions) (*RecoverReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer fs.Close()
-	lg, err := journal.NewGeometry(fs.G)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if lg.External {
-		return nil, fmt.Errorf("%s: the log is external: recovering it is not supported (mount the filesystem with its log device)", path)
-	}
-	st, err := journal.New(fs.Dev, lg).FindTail()
-	if err != nil {
-		return nil, fmt.Errorf("%s: finding the log head and tail: %w", path, err)
-	}
-	jr, err := journal.Recover(fs.Dev, fs.G, lg, st, journal.RecoverOptions{DryRun: o.DryRun})
+	jr, err := recoverLog(fs, o)
+	fs.Close()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	rep := &RecoverReport{Device: path, RecoverReport: jr}
-	if jr.Clean {
+	if jr.Clean || o.DryRun {
 		return rep, nil
 	}
-	if !o.DryRun {
-		// Count what is left on the unlinked lists, reading the device
-		// afresh (the cache may hold headers from before recovery).
-		n, err := countOrphans(path, o.Buffered)
-		if err != nil {
-			return rep, err
-		}
-		rep.Orphans = n
-		if n > 0 {
-			rep.Note = OrphansNote
-		}
+	// Count what is left on the unlinked lists, reading the device afresh
+	// (the handle's cache holds headers from before recovery).
+	n, err := countOrphans(path, o.Buffered)
+	if err != nil {
+		return rep, err
+	}
+	rep.Orphans = n
+	if n > 0 {
+		rep.Note = OrphansNote
 	}
 	return rep, nil
+}
+
+// recoverLog finds the log's head and tail and replays it.
+func recoverLog(fs *FS, o RecoverOptions) (*journal.RecoverReport, error) {
+	lg, err := journal.NewGeometry(fs.G)
+	if err != nil {
+		return nil, err
+	}
+	if lg.External {
+		return nil, fmt.Errorf("the log is external: recovering it is not supported (mount the filesystem with its log device)")
+	}
+	st, err := journal.New(fs.Dev, lg).FindTail()
+	if err != nil {
+		return nil, fmt.Errorf("finding the log head and tail: %w", err)
+	}
+	return journal.Recover(fs.Dev, fs.G, lg, st, journal.RecoverOptions{DryRun: o.DryRun})
 }
 
 // countOrphans counts the inodes on every AGI unlinked list of the image.
