@@ -1,8 +1,6 @@
 package journal
 
 import (
-	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/xfsfree/xfsfree/cache"
@@ -41,41 +39,12 @@ func openWriteDev(t *testing.T, img string) (*cache.Device, Geometry, *State) {
 	return dev, lg, st
 }
 
-// kernelMountClean mounts img, checks that the kernel did not run
-// recovery, and unmounts it.
+// kernelMount mounts and unmounts img and reports whether the kernel ran
+// log recovery.
 func kernelMount(t *testing.T, img string) (recovered bool) {
 	t.Helper()
-	mark := dmesgMark(t)
-	mnt := testimg.Mount(t, img)
-	testimg.Unmount(t, mnt)
-	return strings.Contains(dmesgSince(t, mark), "Starting recovery")
-}
-
-// dmesgMark writes a unique marker into the kernel log.
-func dmesgMark(t *testing.T) string {
-	t.Helper()
-	m := "xfsfree-test-" + t.Name() + "-" + strings.ReplaceAll(t.TempDir(), "/", "_")
-	if err := exec.Command("sh", "-c", "echo "+shellQuote(m)+" > /dev/kmsg").Run(); err != nil {
-		t.Skipf("cannot write /dev/kmsg: %v", err)
-	}
-	return m
-}
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
-// dmesgSince returns the kernel log after the marker.
-func dmesgSince(t *testing.T, mark string) string {
-	t.Helper()
-	out, err := exec.Command("dmesg").Output()
-	if err != nil {
-		t.Skipf("dmesg: %v", err)
-	}
-	s := string(out)
-	i := strings.LastIndex(s, mark)
-	if i < 0 {
-		t.Fatalf("dmesg: marker %q not found", mark)
-	}
-	return s[i+len(mark):]
+	_, recovered = testimg.KernelMountCycle(t, img)
+	return recovered
 }
 
 func TestWriterUnmountRecord(t *testing.T) {

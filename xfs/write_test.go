@@ -19,32 +19,12 @@ func labelOf(t *testing.T, img string) string {
 	return strings.ReplaceAll(v, `\000`, "")
 }
 
-// kmsgMark writes a unique marker into the kernel log and returns it.
-func kmsgMark(t *testing.T, tag string) string {
-	t.Helper()
-	m := fmt.Sprintf("xfsfree-test %s %s", strings.ReplaceAll(t.Name(), " ", "_"), tag)
-	if err := exec.Command("sh", "-c", "echo '"+m+"' > /dev/kmsg").Run(); err != nil {
-		t.Skipf("cannot write /dev/kmsg: %v", err)
-	}
-	return m
-}
-
 // mountCycle mounts and unmounts img with the kernel and returns what the
 // kernel logged meanwhile.
 func mountCycle(t *testing.T, img string) string {
 	t.Helper()
-	mark := kmsgMark(t, filepath.Base(filepath.Dir(img)))
-	testimg.Unmount(t, testimg.Mount(t, img))
-	out, err := exec.Command("dmesg").Output()
-	if err != nil {
-		t.Skipf("dmesg: %v", err)
-	}
-	s := string(out)
-	i := strings.LastIndex(s, mark)
-	if i < 0 {
-		t.Fatalf("marker %q not in dmesg", mark)
-	}
-	return s[i+len(mark):]
+	kmsg, _ := testimg.KernelMountCycle(t, img)
+	return kmsg
 }
 
 func recovered(kmsg string) bool { return strings.Contains(kmsg, "Starting recovery") }

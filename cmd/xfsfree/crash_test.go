@@ -28,21 +28,8 @@ func cliCopy(t *testing.T, img string) string {
 // kernel ran log recovery.
 func kernelMountRecovers(t *testing.T, img string) bool {
 	t.Helper()
-	mark := "xfsfree-cli-test " + filepath.Base(filepath.Dir(img))
-	if err := exec.Command("sh", "-c", "echo '"+mark+"' > /dev/kmsg").Run(); err != nil {
-		t.Skipf("/dev/kmsg: %v", err)
-	}
-	testimg.Unmount(t, testimg.Mount(t, img))
-	out, err := exec.Command("dmesg").Output()
-	if err != nil {
-		t.Skipf("dmesg: %v", err)
-	}
-	s := string(out)
-	i := strings.LastIndex(s, mark)
-	if i < 0 {
-		t.Fatalf("marker not in dmesg")
-	}
-	return strings.Contains(s[i:], "Starting recovery")
+	_, recovered := testimg.KernelMountCycle(t, img)
+	return recovered
 }
 
 func TestDebugSetLabel(t *testing.T) {

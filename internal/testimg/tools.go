@@ -50,14 +50,15 @@ func Repair(t testing.TB, img string) {
 	}
 }
 
-// Mount loop-mounts the image (`mount -o loop[,OPTS]`) on a new directory and returns it. The
+// Mount loop-mounts the image (`mount -o loop,nouuid[,OPTS]`) on a new directory and returns it:
+// nouuid, because tests running at the same time mount copies of one fixture, which share a uuid. The
 // cleanup unmounts it unless Unmount already did; the loop device goes with the unmount (mount
 // sets autoclear). Mounting a dirty image replays its log: the kernel's reference behaviour.
 func Mount(t testing.TB, img string, opts ...string) (mnt string) {
 	t.Helper()
 	Need(t, "loop", "mount", "umount")
 	mnt = t.TempDir() // registered before the unmount cleanup, so removed after it
-	o := strings.Join(append([]string{"loop"}, opts...), ",")
+	o := strings.Join(append([]string{"loop", "nouuid"}, opts...), ",")
 	if out, err := exec.Command(tool("mount"), "-o", o, img, mnt).CombinedOutput(); err != nil {
 		t.Fatalf("testimg: mount -o %s %s: %v\n%s", o, img, err, out)
 	}
@@ -132,4 +133,57 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// KernelMountCycle mounts img with the kernel and unmounts it, and returns
+// what the kernel logged about it and whether it ran log recovery
+// ("Starting recovery"). Tests in other packages mount images at the same
+// time, so the messages are told apart by loop device: the image is
+// attached to a loop device first, a marker is written to the kernel log
+// only then, and only lines about that device after the marker count.
+func KernelMountCycle(t testing.TB, img string, opts ...string) (kmsg string, recovered bool) {
+	t.Helper()
+	Need(t, "loop", "mount", "umount", "losetup", "dmesg")
+	out, err := exec.Command(tool("losetup"), "-f", "--show", img).Output()
+	if err != nil {
+		t.Fatalf("testimg: losetup -f --show %s: %v", img, err)
+	}
+	dev := strings.TrimSpace(string(out))
+	detach := func() { exec.Command(tool("losetup"), "-d", dev).Run() }
+	mark := fmt.Sprintf("xfsfree-test %s %d", dev, time.Now().UnixNano())
+	if err := os.WriteFile("/dev/kmsg", []byte(mark+"\n"), 0); err != nil {
+		detach()
+		t.Skipf("testimg: cannot write a marker to /dev/kmsg: %v", err)
+	}
+	mnt := t.TempDir()
+	// nouuid: copies of one fixture, which share a uuid, are mounted by
+	// tests running at the same time.
+	args := []string{"-o", strings.Join(append([]string{"nouuid"}, opts...), ","), dev, mnt}
+	if out, err := exec.Command(tool("mount"), args...).CombinedOutput(); err != nil {
+		detach()
+		t.Fatalf("testimg: mount %s (%s): %v\n%s", img, dev, err, out)
+	}
+	uerr := unmount(mnt)
+	detach()
+	if uerr != nil {
+		t.Fatal(uerr)
+	}
+	log, err := exec.Command(tool("dmesg")).Output()
+	if err != nil {
+		t.Skipf("testimg: dmesg: %v", err)
+	}
+	s := string(log)
+	i := strings.LastIndex(s, mark)
+	if i < 0 {
+		t.Fatalf("testimg: marker %q not in dmesg", mark)
+	}
+	var mine []string
+	name := "(" + filepath.Base(dev) + ")"
+	for _, l := range strings.Split(s[i+len(mark):], "\n") {
+		if strings.Contains(l, name) {
+			mine = append(mine, l)
+		}
+	}
+	kmsg = strings.Join(mine, "\n")
+	return kmsg, strings.Contains(kmsg, "Starting recovery")
 }
