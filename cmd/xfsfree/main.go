@@ -34,14 +34,19 @@ func newRootCmd(g *globalFlags) *cobra.Command {
 		Short: "Free XFS inodes offline, through the filesystem's own log",
 		Long: `xfsfree works on an XFS filesystem that is not mounted (an image file, a
 loop device, a snapshot, a block device). It reads every metadata block with
-O_DIRECT and verifies its magic and CRC.
+O_DIRECT and verifies its magic and CRC, and writes every change through the
+filesystem's own log, in the kernel's format, so that a crash at any point is
+recovered by 'xfsfree recover' or by a kernel mount.
 
-  info   geometry, features, log state and per-AG inode counts (read-only)
-  scan   orphans on the AGI unlinked lists and fully free inode chunks:
-         what 'free' would release (read-only)
+  info     geometry, features, log state and per-AG inode counts (read-only)
+  scan     orphans on the AGI unlinked lists and fully free inode chunks:
+           what 'free' would release (read-only)
+  recover  replay a dirty log (a snapshot's, a crash's) and leave it clean
+  free     free orphans (--orphans), chunks already entirely free
+           (--empty-chunks) or given orphans (--ino N...)
 
 Only v5 (CRC-enabled) filesystems are supported. A device or image that is
-mounted is refused.
+mounted is refused; 'free' refuses a dirty log (run 'recover' first).
 
 Exit codes: 0 done, 1 refused or failed, 2 usage error.`,
 		SilenceUsage:  true,
