@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what xfsfree needs, build it, and run it on a sample image: a frozen
 # snapshot of a live filesystem with deleted-but-open files (orphans on the AGI
-# unlinked lists). Run as root on a fresh Debian machine.
+# unlinked lists, a dirty log). Run as root on a fresh Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -16,3 +16,7 @@ zstd -q -d -o "$img" testdata/images/orphans.img.zst
 set -x
 ./xfsfree info "$img"
 ./xfsfree scan "$img"
+./xfsfree recover "$img"
+./xfsfree free --orphans --stats "$img"
+./xfsfree info "$img"
+xfs_repair -n "$img"
