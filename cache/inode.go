@@ -493,3 +493,26 @@ func (c *InodeCache) AGInodes(agno uint32) []*Inode {
 	a.mu.RUnlock()
 	return out
 }
+
+// FlushFailed ends a flush whose write failed: the fields being flushed
+// are dirty again and the flush lock is released.
+func (ip *Inode) FlushFailed() {
+	ip.fmu.Lock()
+	ip.dirty |= ip.lastFlushed
+	ip.lastFlushed = 0
+	ip.flags &^= IFlushing
+	ip.fmu.Unlock()
+}
+
+// AbortStaleFlushes ends the flushes of the STALE inodes attached to a
+// cancelled buffer (xfs_iflush_abort via the buffer's completion): their
+// changes are discarded, they are detached and never written. The journal
+// calls it, holding bp, when the transaction that cancelled bp commits.
+func AbortStaleFlushes(bp *Buf) {
+	for _, it := range bp.Items() {
+		if ip, ok := it.(*Inode); ok && ip.IsStale() {
+			bp.DetachItem(it)
+			ip.FlushAbort()
+		}
+	}
+}

@@ -5,6 +5,7 @@ package icluster
 
 import (
 	"runtime"
+	"slices"
 
 	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/ondisk"
@@ -24,14 +25,15 @@ type Tx interface {
 
 // FreeClusters is the kernel's xfs_ifree_cluster for the chunk starting at
 // startino in AG agno, whose allocated inodes are alloc (a sparse chunk's
-// holes have no cluster buffer and are skipped). freeIP is the inode being
-// freed, whose ILOCK the caller holds, or nil.
+// holes have no cluster buffer and are skipped). held reports the inodes
+// whose ILOCK the caller's transaction holds already (the inode being
+// freed, and inodes freed earlier in the same transaction); nil: none.
 //
 // For each cluster buffer: get it without reading it and take its lock
 // (the transaction holds it until commit); mark every cached inode of the
 // cluster STALE; then invalidate the buffer. Lock order: buffer lock →
 // inode ILOCK → flush lock.
-func FreeClusters(tx Tx, ic *cache.InodeCache, g *ondisk.Geometry, agno, startino uint32, alloc uint64, freeIP *cache.Inode) error {
+func FreeClusters(tx Tx, ic *cache.InodeCache, g *ondisk.Geometry, agno, startino uint32, alloc uint64, held func(*cache.Inode) bool) error {
 	for _, cl := range g.ChunkClusters(agno, startino, alloc) {
 		if !cl.Allocated {
 			continue
@@ -41,7 +43,7 @@ func FreeClusters(tx Tx, ic *cache.InodeCache, g *ondisk.Geometry, agno, startin
 			return err
 		}
 		for i := uint32(0); i < g.InodesPerCluster; i++ {
-			markStale(ic, g, bp, agno, cl.FirstAgino+i, freeIP)
+			markStale(ic, g, bp, agno, cl.FirstAgino+i, held)
 		}
 		tx.Binval(bp)
 	}
@@ -49,13 +51,17 @@ func FreeClusters(tx Tx, ic *cache.InodeCache, g *ondisk.Geometry, agno, startin
 }
 
 // markStale is xfs_ifree_mark_inode_stale for one inode number.
-func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, agino uint32, freeIP *cache.Inode) {
+func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, agino uint32, held func(*cache.Inode) bool) {
 	ino := g.Ino(agno, agino)
+	if ic == nil {
+		return
+	}
 	for {
 		ip, ok := ic.Lookup(agno, agino)
 		if !ok {
 			return // not cached: nothing in memory can write it
 		}
+		mine := held != nil && held(ip)
 		ip.LockFlags()
 		// Reclaimed (its number changed to 0) or already stale: skip.
 		if ip.InoLocked() != ino || ip.FlagsLocked()&cache.IStale != 0 {
@@ -65,8 +71,8 @@ func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, ag
 		// ILOCK without waiting, under the flags lock: waiting here
 		// would invert the lock order against a holder of the ILOCK that
 		// wants this buffer. Never for the inode being freed, whose ILOCK
-		// the caller holds.
-		if ip != freeIP && !ip.ITryLock(cache.ILockExcl) {
+		// the caller holds (nor for others its transaction holds).
+		if !mine && !ip.ITryLock(cache.ILockExcl) {
 			ip.UnlockFlags()
 			runtime.Gosched()
 			continue
@@ -85,11 +91,15 @@ func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, ag
 			// Dirty: its fields become "being flushed" and it rides on the
 			// cancelled buffer, so the commit aborts its flush
 			// (AbortStaleFlushes) instead of writing it.
+			// A dirty inode is attached to its cluster buffer already
+			// (the commit that dirtied it attached it): attach it once.
 			ip.MoveDirtyToLastFlushedLocked()
 			ip.UnlockFlags()
-			bp.Attach(ip)
+			if !slices.Contains(bp.Items(), any(ip)) {
+				bp.Attach(ip)
+			}
 		}
-		if ip != freeIP {
+		if !mine {
 			ip.IUnlock(cache.ILockExcl)
 		}
 		return
@@ -100,11 +110,6 @@ func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, ag
 // cancelled buffer (xfs_iflush_abort via the buffer's completion): their
 // changes are discarded and they are never written. The journal calls it
 // when the transaction that cancelled bp commits.
-func AbortStaleFlushes(bp *cache.Buf) {
-	for _, it := range bp.Items() {
-		if ip, ok := it.(*cache.Inode); ok && ip.IsStale() {
-			bp.DetachItem(it)
-			ip.FlushAbort()
-		}
-	}
-}
+// It is cache.AbortStaleFlushes, which the journal's commit calls for
+// every buffer it cancels.
+func AbortStaleFlushes(bp *cache.Buf) { cache.AbortStaleFlushes(bp) }

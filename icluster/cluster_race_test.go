@@ -208,7 +208,7 @@ func TestClusterFreeRace(t *testing.T) {
 					mask = ^uint64(0)
 				}
 				alloc := mask << (c.FirstAgino - c.rec.StartIno)
-				if err := icluster.FreeClusters(tx, ic, g, c.agno, c.rec.StartIno, alloc, free); err != nil {
+				if err := icluster.FreeClusters(tx, ic, g, c.agno, c.rec.StartIno, alloc, func(ip *cache.Inode) bool { return ok && ip == free }); err != nil {
 					t.Error(err)
 				}
 				c.freed.Store(true) // committed: from here on no write may reach it

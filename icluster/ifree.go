@@ -33,6 +33,73 @@ type FreeTx interface {
 	// LogInode logs the inode at byte offset of a joined cluster buffer;
 	// its di_lsn and CRC are stamped at commit.
 	LogInode(b *cache.Buf, offset int)
+	// IJoin hands the transaction an inode whose ILOCK (exclusive) and
+	// reference the caller holds; the transaction releases both when it
+	// ends.
+	IJoin(ip *cache.Inode)
+	// Holds reports whether ip is joined to the transaction.
+	Holds(ip *cache.Inode) bool
+	// LogInodeCore is LogInode for a joined inode: at commit its in-core
+	// copy takes the logged image, fields are marked dirty and it is
+	// attached to its cluster buffer b for writeback.
+	LogInodeCore(b *cache.Buf, offset int, ip *cache.Inode, fields uint32)
+}
+
+// IlogCore is XFS_ILOG_CORE: the inode core changed.
+const IlogCore = 0x1
+
+// iget finds inode agino of the AG in the inode cache, or adds it, and
+// joins it to tx with its ILOCK held exclusively (xfs_iget +
+// xfs_ilock + xfs_trans_ijoin), unless tx holds it already. With no inode
+// cache it returns nil. A STALE cached inode (its cluster freed) is an
+// error: the inode is gone.
+func (a *AG) iget(tx FreeTx, agino uint32) (*cache.Inode, error) {
+	if a.Inodes == nil {
+		return nil, nil
+	}
+	ino := a.G.Ino(a.Agno, agino)
+	ip, ok := a.Inodes.Grab(a.Agno, agino)
+	if !ok {
+		ip, _ = a.Inodes.Insert(cache.NewInode(ino, a.Agno, agino, nil))
+	}
+	if tx.Holds(ip) {
+		ip.Rele()
+		return ip, nil
+	}
+	ip.ILock(cache.ILockExcl)
+	if ip.IsStale() {
+		ip.IUnlock(cache.ILockExcl)
+		ip.Rele()
+		return nil, fmt.Errorf("inode %d: its cluster was freed (STALE in the inode cache)", ino)
+	}
+	tx.IJoin(ip)
+	return ip, nil
+}
+
+// igetPair is iget for the freed inode and its unlinked predecessor
+// (prev NullAgino: none), ILOCKs taken in inode number order
+// (xfs_lock_inodes).
+func (a *AG) igetPair(tx FreeTx, agino, prev uint32) (ip, pip *cache.Inode, err error) {
+	if prev == ondisk.NullAgino {
+		ip, err = a.iget(tx, agino)
+		return ip, nil, err
+	}
+	if prev < agino {
+		if pip, err = a.iget(tx, prev); err == nil {
+			ip, err = a.iget(tx, agino)
+		}
+	} else if ip, err = a.iget(tx, agino); err == nil {
+		pip, err = a.iget(tx, prev)
+	}
+	return ip, pip, err
+}
+
+// setRaw gives an in-core inode its on-disk image when it has none (it was
+// just added to the cache). Its ILOCK is held.
+func setRaw(ip *cache.Inode, raw []byte) {
+	if ip != nil && ip.Raw == nil {
+		ip.Raw = append([]byte(nil), raw...)
+	}
 }
 
 // InodeBtrees changes one AG's inobt (fin false) and finobt (fin true) in
@@ -222,6 +289,12 @@ func (a *AG) Ifree(tx FreeTx, v *Victim, u Unlink) (*Freed, error) {
 	if v.Agno != agno {
 		return nil, fmt.Errorf("icluster: inode %d is not in AG %d", v.Ino, agno)
 	}
+	// The inodes first (the kernel locks them before the AGI), then the
+	// AGI, the AGFs, the buffers.
+	ip, pip, err := a.igetPair(tx, agino, u.Prev)
+	if err != nil {
+		return nil, &RefusedError{Ino: v.Ino, Reason: err.Error(), Err: err}
+	}
 	agiBuf, err := LockAGI(tx, g, agno)
 	if err != nil {
 		return nil, &RefusedError{Ino: v.Ino, Reason: err.Error(), Err: err}
@@ -240,6 +313,7 @@ func (a *AG) Ifree(tx FreeTx, v *Victim, u Unlink) (*Freed, error) {
 	if err != nil {
 		return nil, &RefusedError{Ino: v.Ino, Reason: err.Error(), Err: err}
 	}
+	setRaw(ip, raw)
 	if err := CheckFreeable(g, d); err != nil {
 		return nil, &RefusedError{Ino: v.Ino, Reason: err.Error()}
 	}
@@ -270,17 +344,28 @@ func (a *AG) Ifree(tx FreeTx, v *Victim, u Unlink) (*Freed, error) {
 			return nil, fmt.Errorf("inode %d: %w", v.Ino, err)
 		}
 	}
-	unlinkApply(tx, g, agiBuf, agino, next, u, prevBuf)
+	unlinkApply(tx, g, agiBuf, agino, next, u, prevBuf, pip)
 	if !chunkFree {
 		// xfs_inode_uninit, written as xfs_inode_to_disk would at flush.
 		// A freed chunk's clusters were cancelled: the inode is never
-		// written (its old image stays on the free blocks).
+		// written (its old image stays on the free blocks); it is STALE
+		// in the inode cache.
 		d.ResetForFree(keepSize(d), g.NewDiflags2())
 		d.ChangeCount++
 		d.EncodeCRC(raw)
-		tx.LogInode(ib, v.Loc.Offset)
+		logInode(tx, ib, v.Loc.Offset, ip)
 	}
 	return out, nil
+}
+
+// logInode logs an inode changed in its cluster buffer b: through its
+// in-core inode when there is an inode cache.
+func logInode(tx FreeTx, b *cache.Buf, off int, ip *cache.Inode) {
+	if ip == nil {
+		tx.LogInode(b, off)
+		return
+	}
+	tx.LogInodeCore(b, off, ip, IlogCore)
 }
 
 // keepSize: inline symlinks and short-form directories keep di_size;
@@ -399,7 +484,7 @@ func (a *AG) difree(tx FreeTx, agiBuf *cache.Buf, agino uint32) (ondisk.InobtRec
 // OWN_INODES (only the allocated parts of a sparse chunk).
 func (a *AG) releaseChunk(tx FreeTx, r ondisk.InobtRec, out *Freed) error {
 	g := a.G
-	if err := FreeClusters(tx, a.Inodes, g, a.Agno, r.StartIno, r.AllocMask(), nil); err != nil {
+	if err := FreeClusters(tx, a.Inodes, g, a.Agno, r.StartIno, r.AllocMask(), tx.Holds); err != nil {
 		return err
 	}
 	out.ChunkFreed, out.ChunkStart, out.ChunkInodes = true, r.StartIno, uint32(r.Count)

@@ -27,6 +27,18 @@ type freeTx struct {
 	inodes    map[int64][]int
 	cancelled map[int64]bool
 	ranges    map[int64][][2]int
+	joined_   []*cache.Inode
+}
+
+func (tx *freeTx) IJoin(ip *cache.Inode) { tx.joined_ = append(tx.joined_, ip) }
+
+func (tx *freeTx) Holds(ip *cache.Inode) bool { return slices.Contains(tx.joined_, ip) }
+
+func (tx *freeTx) LogInodeCore(b *cache.Buf, off int, ip *cache.Inode, fields uint32) {
+	if !tx.Holds(ip) {
+		panic("LogInodeCore of an inode not joined")
+	}
+	tx.LogInode(b, off)
 }
 
 func newFreeTx(c *cache.Cache, isize int) *freeTx {
@@ -102,6 +114,11 @@ func (tx *freeTx) commit(t *testing.T) {
 		b.Release()
 	}
 	tx.bufs = nil
+	for _, ip := range tx.joined_ {
+		ip.IUnlock(cache.ILockExcl)
+		ip.Rele()
+	}
+	tx.joined_ = nil
 }
 
 // fakeBtrees keeps an AG's inobt and finobt records in memory (the btree

@@ -67,7 +67,7 @@ func unlinkCheck(tx FreeTx, g *ondisk.Geometry, agiBuf *cache.Buf, agno, agino, 
 // buffer prevBuf). The kernel skips the predecessor when its cluster
 // buffer is stale (its chunk freed in the same transaction); that cannot
 // happen here, as the predecessor is an allocated inode of its chunk.
-func unlinkApply(tx FreeTx, g *ondisk.Geometry, agiBuf *cache.Buf, agino, next uint32, u Unlink, prevBuf *cache.Buf) {
+func unlinkApply(tx FreeTx, g *ondisk.Geometry, agiBuf *cache.Buf, agino, next uint32, u Unlink, prevBuf *cache.Buf, pip *cache.Inode) {
 	if u.Prev == ondisk.NullAgino {
 		off := ondisk.AGIUnlinkedOffset(int(agino % ondisk.AGIUnlinkedBuckets))
 		binary.BigEndian.PutUint32(agiBuf.Data[off:], next)
@@ -75,8 +75,10 @@ func unlinkApply(tx FreeTx, g *ondisk.Geometry, agiBuf *cache.Buf, agino, next u
 		return
 	}
 	off := u.PrevLoc.Offset
-	ondisk.SetDinodeNextUnlinked(prevBuf.Data[off:off+int(g.InodeSize)], next)
-	tx.LogInode(prevBuf, off)
+	praw := prevBuf.Data[off : off+int(g.InodeSize)]
+	setRaw(pip, praw)
+	ondisk.SetDinodeNextUnlinked(praw, next)
+	logInode(tx, prevBuf, off, pip)
 }
 
 // readCluster joins an inode cluster buffer to tx, read and verified.

@@ -32,6 +32,7 @@ func (s *Session) Checkpoint() error {
 
 	// Pass 1: every buffer we can lock now, written in coalesced runs.
 	var held, busy []*cache.Buf
+	var flushes []*inodeFlush
 	for _, b := range s.c.DirtyBuffers() {
 		if !b.TryLock() {
 			busy = append(busy, b)
@@ -42,9 +43,11 @@ func (s *Session) Checkpoint() error {
 			continue
 		}
 		held = append(held, b)
+		flushes = append(flushes, startFlush(b))
 	}
 	err := s.c.WriteBackList(held)
-	for _, b := range held {
+	for i, b := range held {
+		flushes[i].end(b, !b.IsDirty())
 		b.Release()
 	}
 	if err != nil {
@@ -54,7 +57,9 @@ func (s *Session) Checkpoint() error {
 	for _, b := range busy {
 		b.Lock()
 		if b.IsDirty() && !b.IsStale() {
+			f := startFlush(b)
 			err = s.c.WriteBack(b, 0)
+			f.end(b, err == nil)
 		}
 		b.Release()
 		if err != nil {
@@ -68,6 +73,68 @@ func (s *Session) Checkpoint() error {
 	s.pending = s.pending[n:]
 	s.mu.Unlock()
 	return nil
+}
+
+// inodeFlush is the flush of the inodes attached to one cluster buffer
+// (xfs_iflush_cluster): their changes are in the buffer already (a
+// transaction logs an inode's image in its cluster buffer), so flushing
+// one is taking its flush lock and moving its dirty fields to the
+// last-flushed ones; the write's completion ends the flush (FlushDone,
+// xfs_iflush_done) and detaches it.
+type inodeFlush struct {
+	flushed []*cache.Inode
+	missed  bool // an inode could not be flushed now
+}
+
+// startFlush starts the flushes of b's attached inodes; the caller holds
+// b. Lock order: buffer → ILOCK → flush lock, the ILOCK only tried (shared)
+// as the kernel does under the buffer lock: a transaction holding the
+// ILOCK may be waiting for b. A STALE inode (its cluster freed, which
+// cannot be while b is not STALE) is never flushed: its flush is aborted.
+func startFlush(b *cache.Buf) *inodeFlush {
+	f := &inodeFlush{}
+	for _, it := range b.Items() {
+		ip, ok := it.(*cache.Inode)
+		if !ok {
+			continue
+		}
+		if ip.IsStale() {
+			b.DetachItem(ip)
+			ip.FlushAbort()
+			continue
+		}
+		if !ip.ITryLock(cache.ILockShared) {
+			f.missed = true
+			continue
+		}
+		if !ip.TryFlushLock() {
+			ip.IUnlock(cache.ILockShared)
+			f.missed = true
+			continue
+		}
+		ip.MoveDirtyToLastFlushed()
+		ip.IUnlock(cache.ILockShared)
+		f.flushed = append(f.flushed, ip)
+	}
+	return f
+}
+
+// end completes the flushes once b was written (or not); the caller still
+// holds b. A buffer carrying an inode that could not be flushed stays
+// dirty, so a later checkpoint writes it again and flushes that inode (its
+// changes are on disk already; only its state waits).
+func (f *inodeFlush) end(b *cache.Buf, written bool) {
+	for _, ip := range f.flushed {
+		if written {
+			b.DetachItem(ip)
+			ip.FlushDone()
+		} else {
+			ip.FlushFailed()
+		}
+	}
+	if written && f.missed {
+		b.MarkDirty()
+	}
 }
 
 // fail records a failed in-place write: the log still holds the

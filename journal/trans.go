@@ -55,8 +55,22 @@ type Session struct {
 
 	// CheckpointAt is the log space in BBs, from tail to head, past which
 	// Commit checkpoints by itself after it has released its buffers
-	// (0: never). NewSession sets a quarter of the log.
+	// (0: never). NewSession sets a quarter of the log. A commit hook
+	// (SetCommitHook) replaces this.
 	CheckpointAt int64
+
+	hook func(usedBBs int64, commits uint64) // under mu
+}
+
+// SetCommitHook makes every commit call fn (outside every lock, after the
+// transaction released its buffers and inodes) with the log space in use
+// and the number of commits so far, instead of checkpointing by itself at
+// CheckpointAt: a background writeback wakes on it. nil restores the
+// inline checkpoint.
+func (s *Session) SetCommitHook(fn func(usedBBs int64, commits uint64)) {
+	s.mu.Lock()
+	s.hook = fn
+	s.mu.Unlock()
 }
 
 // NewSession starts writing transactions through w, joining buffers of c.
@@ -114,9 +128,21 @@ func (s *Session) Begin() *Transaction {
 
 // Transaction is one transaction (the recovered kind is Trans, in ops.go). It is used by one goroutine.
 type Transaction struct {
-	s    *Session
-	bufs map[int64]*tbuf // by daddr
-	done bool
+	s        *Session
+	bufs     map[int64]*tbuf // by daddr
+	inodes   []*tinode       // joined with IJoin, in join order
+	onCommit []func()
+	done     bool
+}
+
+// tinode is an inode joined to a transaction (the kernel's
+// xfs_inode_log_item): the transaction holds its ILOCK (exclusive) and a
+// reference until it ends.
+type tinode struct {
+	ip     *cache.Inode
+	b      *cache.Buf // its cluster buffer, once logged with LogInodeCore
+	off    int
+	fields uint32
 }
 
 // tbuf is a buffer joined to a transaction (xfs_buf_log_item).
@@ -237,6 +263,59 @@ func (t *Transaction) LogInode(b *cache.Buf, off int) {
 	tb.anyDirty = true
 }
 
+// IJoin hands the transaction an inode whose ILOCK the caller holds
+// exclusively, with a reference (cache.InodeCache Grab or Insert), as
+// xfs_trans_ijoin with lock flags: the transaction releases both when it
+// commits (after its buffers) or is cancelled. An inode is joined once
+// (Holds).
+func (t *Transaction) IJoin(ip *cache.Inode) {
+	if t.done {
+		panic("journal: transaction already committed or cancelled")
+	}
+	if t.Holds(ip) {
+		panic("journal: inode joined twice")
+	}
+	t.inodes = append(t.inodes, &tinode{ip: ip})
+}
+
+// Holds reports whether ip is joined to the transaction (its ILOCK held
+// until the transaction ends).
+func (t *Transaction) Holds(ip *cache.Inode) bool {
+	for _, ti := range t.inodes {
+		if ti.ip == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// LogInodeCore is LogInode for the joined inode ip, whose on-disk image
+// is at byte offset off of the joined cluster buffer b: at commit, unless b
+// was cancelled, ip's in-core copy (Raw) takes the stamped image, fields
+// (XFS_ILOG_* bits) are marked dirty (cache.Inode.LogFields) and ip is
+// attached to b, so the checkpoint that writes b ends its flush
+// (FlushDone), and a later cancel of b aborts it (cache.AbortStaleFlushes).
+func (t *Transaction) LogInodeCore(b *cache.Buf, off int, ip *cache.Inode, fields uint32) {
+	var ti *tinode
+	for _, x := range t.inodes {
+		if x.ip == ip {
+			ti = x
+		}
+	}
+	if ti == nil {
+		panic("journal: LogInodeCore of an inode not joined to the transaction")
+	}
+	if ti.b != nil && (ti.b != b || ti.off != off) {
+		panic("journal: LogInodeCore of one inode at two places")
+	}
+	t.LogInode(b, off)
+	ti.b, ti.off, ti.fields = b, off, ti.fields|fields
+}
+
+// OnCommit adds fn to the functions a successful commit calls after it
+// released the transaction's buffers and inodes.
+func (t *Transaction) OnCommit(fn func()) { t.onCommit = append(t.onCommit, fn) }
+
 // Binval cancels a joined buffer (xfs_trans_binval): at commit a buffer
 // cancel item is logged (XFS_BLF_CANCEL, no type, an empty bitmap) and the
 // buffer is marked STALE: it is never written in place, and recovery
@@ -280,6 +359,16 @@ func (t *Transaction) Cancel() {
 		tb.b.Release()
 	}
 	t.bufs = nil
+	t.releaseInodes()
+}
+
+// releaseInodes drops the ILOCKs and references of the joined inodes.
+func (t *Transaction) releaseInodes() {
+	for _, ti := range t.inodes {
+		ti.ip.IUnlock(cache.ILockExcl)
+		ti.ip.Rele()
+	}
+	t.inodes = nil
 }
 
 // txOp is one op of the transaction's stream before it is cut into records.
@@ -461,6 +550,7 @@ func (t *Transaction) Commit() (ondisk.LSN, error) {
 	if len(ops) == 0 {
 		s.mu.Unlock()
 		t.finish(0)
+		t.committed()
 		return lsn, nil
 	}
 	tail := s.tailLocked()
@@ -508,8 +598,14 @@ func (t *Transaction) Commit() (ondisk.LSN, error) {
 	s.pending = append(s.pending, lsn)
 	s.commits++
 	used := s.w.g.BBs - s.w.Free(s.tailLocked())
+	hook, commits := s.hook, s.commits
 	s.mu.Unlock()
 	t.finish(lsn)
+	t.committed()
+	if hook != nil {
+		hook(used, commits)
+		return lsn, nil
+	}
 	if s.CheckpointAt > 0 && used > s.CheckpointAt {
 		if err := s.Checkpoint(); err != nil {
 			return lsn, err
@@ -518,13 +614,32 @@ func (t *Transaction) Commit() (ondisk.LSN, error) {
 	return lsn, nil
 }
 
-// finish marks the buffers of a committed transaction and releases them.
+// finish marks the buffers of a committed transaction and releases them,
+// then its inodes. Buffers still held: the inodes logged take their new
+// images and are attached to their cluster buffers (dirty, for
+// writeback); a cancelled buffer is marked STALE and the flushes of the
+// STALE inodes attached to it are aborted (never written).
 func (t *Transaction) finish(lsn ondisk.LSN) {
 	t.done = true
+	isz := int(t.s.fg.InodeSize)
+	for _, ti := range t.inodes {
+		if ti.b == nil {
+			continue
+		}
+		if tb := t.bufs[ti.b.Daddr]; tb == nil || tb.b != ti.b || tb.cancel {
+			continue
+		}
+		ti.ip.Raw = append(ti.ip.Raw[:0], ti.b.Data[ti.off:ti.off+isz]...)
+		ti.ip.LogFields(ti.fields)
+		if !slices.Contains(ti.b.Items(), any(ti.ip)) {
+			ti.b.Attach(ti.ip)
+		}
+	}
 	for _, tb := range t.bufs {
 		switch {
 		case tb.cancel:
 			tb.b.MarkStale()
+			cache.AbortStaleFlushes(tb.b)
 		case tb.anyDirty:
 			tb.b.LSN = uint64(lsn)
 			tb.b.MarkDirty()
@@ -532,6 +647,16 @@ func (t *Transaction) finish(lsn ondisk.LSN) {
 		tb.b.Release()
 	}
 	t.bufs = nil
+	t.releaseInodes()
+}
+
+// committed runs the commit hooks.
+func (t *Transaction) committed() {
+	hooks := t.onCommit
+	t.onCommit = nil
+	for _, fn := range hooks {
+		fn()
+	}
 }
 
 // dinodeLSNOff is offsetof(struct xfs_dinode, di_lsn).

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/xfsfree/xfsfree/agi"
 	"github.com/xfsfree/xfsfree/alloc"
@@ -42,6 +43,12 @@ type FreeOptions struct {
 	Progress func(done, total int)
 	// BatchInodes caps the frees in one transaction (0: 64).
 	BatchInodes int
+	// CheckpointEvery wakes the background writeback after this many
+	// commits (0: 256); it also wakes when the log is a quarter full.
+	CheckpointEvery int
+	// MaxCachedInodes is the inode cache's bound: after each checkpoint
+	// the writeback reclaims clean, unreferenced inodes past it (0: 65536).
+	MaxCachedInodes int
 }
 
 // FreeReport is what Free did (or, for a dry run, would do).
@@ -66,6 +73,14 @@ type FreeReport struct {
 	Note     string   `json:"note,omitempty"`
 	// QuotaNote says that the quota "checked" flags were cleared.
 	QuotaNote string `json:"quota_note,omitempty"`
+	// Writeback is what the background writeback did.
+	Writeback WritebackStats `json:"writeback"`
+}
+
+// WritebackStats count the background writeback's work during a free.
+type WritebackStats struct {
+	Checkpoints     int64 `json:"checkpoints"`
+	InodesReclaimed int64 `json:"inodes_reclaimed"`
 }
 
 // FreedInode is an orphan freed (or planned).
@@ -182,6 +197,10 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 		workers = 8
 	}
 	sem := make(chan struct{}, workers)
+	var wb *writeback
+	if !o.DryRun {
+		wb = fs.startWriteback(o)
+	}
 	for _, p := range plans {
 		if p.err != nil {
 			continue
@@ -200,6 +219,13 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 		}()
 	}
 	wg.Wait()
+	if wb != nil {
+		err := wb.stop()
+		rep.Writeback = WritebackStats{Checkpoints: wb.checkpoints.Load(), InodesReclaimed: wb.reclaimed.Load()}
+		if err != nil {
+			return rep, fmt.Errorf("background writeback: %w", err)
+		}
+	}
 	slices.SortFunc(rep.Inodes, func(a, b FreedInode) int { return cmpU64(a.Ino, b.Ino) })
 	slices.SortFunc(rep.Chunks, func(a, b FreedChunk) int { return cmpU64(a.StartIno, b.StartIno) })
 	slices.SortFunc(rep.Refused, func(a, b Refusal) int { return cmpU64(a.Ino, b.Ino) })
@@ -236,6 +262,78 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 	rep.LogBytes = (int64(endCycle-startCycle)*fs.G.LogBBs + endBlock - startBlock) * ondisk.BBSize
 	rep.After = Counters{ICount: fs.SB.ICount, IFree: fs.SB.IFree, FDBlocks: fs.SB.FDBlocks}
 	return rep, nil
+}
+
+// writeback is the background writeback of a free run (the kernel's AIL
+// push and inode reclaim workers): woken by commits when the log is a
+// quarter full or every CheckpointEvery commits, it checkpoints (dirty
+// buffers written in place, adjacent ones coalesced; the inodes attached to
+// them flushed: FlushDone once written; a cancelled buffer is never
+// written, its STALE inodes' flushes were aborted at the commit that
+// cancelled it) and then reclaims clean, unreferenced inodes past the
+// inode cache's bound. It holds no buffer or inode while it waits for one:
+// Checkpoint takes buffers one at a time and tries the ILOCKs (buffer →
+// ILOCK → flush lock).
+type writeback struct {
+	fs          *FS
+	kick, quit  chan struct{}
+	done        chan struct{}
+	at          int64
+	every       uint64
+	next        atomic.Uint64 // commit count at which to wake next
+	maxInodes   int
+	err         error // set by the loop before done closes
+	checkpoints atomic.Int64
+	reclaimed   atomic.Int64
+}
+
+func (fs *FS) startWriteback(o FreeOptions) *writeback {
+	wb := &writeback{fs: fs, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		at: fs.G.LogBBs / 4, every: uint64(o.CheckpointEvery), maxInodes: o.MaxCachedInodes}
+	if wb.every == 0 {
+		wb.every = 256
+	}
+	if wb.maxInodes <= 0 {
+		wb.maxInodes = 1 << 16
+	}
+	wb.next.Store(wb.every)
+	fs.log.SetCommitHook(func(used int64, commits uint64) {
+		if used > wb.at || commits >= wb.next.Load() {
+			wb.next.Store(commits + wb.every)
+			select {
+			case wb.kick <- struct{}{}:
+			default:
+			}
+		}
+	})
+	go wb.loop()
+	return wb
+}
+
+func (wb *writeback) loop() {
+	defer close(wb.done)
+	for {
+		select {
+		case <-wb.quit:
+			return
+		case <-wb.kick:
+		}
+		if err := wb.fs.log.Checkpoint(); err != nil {
+			wb.err = err
+			return
+		}
+		wb.checkpoints.Add(1)
+		wb.reclaimed.Add(int64(wb.fs.Inodes.Reclaim(wb.maxInodes)))
+	}
+}
+
+// stop ends the writeback (the commits' hook first) and returns the
+// error that stopped it, if any.
+func (wb *writeback) stop() error {
+	wb.fs.log.SetCommitHook(nil)
+	close(wb.quit)
+	<-wb.done
+	return wb.err
 }
 
 func cmpU64(a, b uint64) int {
@@ -509,6 +607,14 @@ func (w *freeWorker) runItems(items []item, retry bool) {
 		if _, err := cur.tx.Commit(); err != nil {
 			cur.tx.Cancel()
 			w.undoBatch(cur)
+			if retry && errors.Is(err, journal.ErrTransTooBig) {
+				// The log is full of commits the writeback has not
+				// checkpointed yet: checkpoint (holding nothing) and redo.
+				if cerr := w.fs.log.Checkpoint(); cerr == nil {
+					w.runItems(cur.items, false)
+					return
+				}
+			}
 			if retry && len(cur.items) > 1 {
 				w.runItems(cur.items, false)
 				return
