@@ -312,8 +312,10 @@ func (t *Transaction) LogInodeCore(b *cache.Buf, off int, ip *cache.Inode, field
 	ti.b, ti.off, ti.fields = b, off, ti.fields|fields
 }
 
-// OnCommit adds fn to the functions a successful commit calls after it
-// released the transaction's buffers and inodes.
+// OnCommit adds fn to the functions a successful commit calls once the
+// transaction is durable in the log, before it releases the transaction's
+// buffers and inodes (nothing else can have changed or written them since
+// the commit): fn must not take buffer or inode locks.
 func (t *Transaction) OnCommit(fn func()) { t.onCommit = append(t.onCommit, fn) }
 
 // Binval cancels a joined buffer (xfs_trans_binval): at commit a buffer
@@ -550,7 +552,6 @@ func (t *Transaction) Commit() (ondisk.LSN, error) {
 	if len(ops) == 0 {
 		s.mu.Unlock()
 		t.finish(0)
-		t.committed()
 		return lsn, nil
 	}
 	tail := s.tailLocked()
@@ -601,7 +602,6 @@ func (t *Transaction) Commit() (ondisk.LSN, error) {
 	hook, commits := s.hook, s.commits
 	s.mu.Unlock()
 	t.finish(lsn)
-	t.committed()
 	if hook != nil {
 		hook(used, commits)
 		return lsn, nil
@@ -644,19 +644,16 @@ func (t *Transaction) finish(lsn ondisk.LSN) {
 			tb.b.LSN = uint64(lsn)
 			tb.b.MarkDirty()
 		}
+	}
+	for _, fn := range t.onCommit {
+		fn()
+	}
+	t.onCommit = nil
+	for _, tb := range t.bufs {
 		tb.b.Release()
 	}
 	t.bufs = nil
 	t.releaseInodes()
-}
-
-// committed runs the commit hooks.
-func (t *Transaction) committed() {
-	hooks := t.onCommit
-	t.onCommit = nil
-	for _, fn := range hooks {
-		fn()
-	}
 }
 
 // dinodeLSNOff is offsetof(struct xfs_dinode, di_lsn).

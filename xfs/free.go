@@ -49,6 +49,14 @@ type FreeOptions struct {
 	// MaxCachedInodes is the inode cache's bound: after each checkpoint
 	// the writeback reclaims clean, unreferenced inodes past it (0: 65536).
 	MaxCachedInodes int
+
+	// chunkFreed, if set (tests), is called when the transaction that
+	// freed a chunk is durable, before it releases the chunk's cancelled
+	// cluster buffers.
+	chunkFreed func(agno, startino uint32)
+	// workersDone, if set (tests), is called when every worker is done,
+	// before the writeback stops and Finish runs.
+	workersDone func()
 }
 
 // FreeReport is what Free did (or, for a dry run, would do).
@@ -219,6 +227,9 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 		}()
 	}
 	wg.Wait()
+	if o.workersDone != nil {
+		o.workersDone()
+	}
 	if wb != nil {
 		err := wb.stop()
 		rep.Writeback = WritebackStats{Checkpoints: wb.checkpoints.Load(), InodesReclaimed: wb.reclaimed.Load()}
@@ -642,6 +653,10 @@ func (w *freeWorker) runItems(items []item, retry bool) {
 			b.results = append(b.results, res)
 			for _, ag := range it.ags(w.p.agno) {
 				b.maxAG = max(b.maxAG, int64(ag))
+			}
+			if res.ChunkFreed && w.o.chunkFreed != nil {
+				agno, start := w.p.agno, res.ChunkStart
+				b.tx.OnCommit(func() { w.o.chunkFreed(agno, start) })
 			}
 			if res.ChunkFreed {
 				// The chunk's cluster buffers are cancelled in this
