@@ -49,6 +49,11 @@ type FreeOptions struct {
 	// MaxCachedInodes is the inode cache's bound: after each checkpoint
 	// the writeback reclaims clean, unreferenced inodes past it (0: 65536).
 	MaxCachedInodes int
+	// TruncateExtents: an orphan with more extents than this is truncated
+	// in several transactions first, about this many extents each, from
+	// its highest offset (0: 16384), as the kernel's
+	// xfs_itruncate_extents does; the last transaction frees it.
+	TruncateExtents int
 
 	// chunkFreed, if set (tests), is called when the transaction that
 	// freed a chunk is durable, before it releases the chunk's cancelled
@@ -73,6 +78,9 @@ type FreeReport struct {
 	ChunkInodes  uint64        `json:"chunk_inodes_released"`
 	ChunkBlocks  uint64        `json:"chunk_blocks_freed"`
 	Transactions int           `json:"transactions"`
+	// TruncateSteps counts the transactions that truncated big orphans
+	// before the ones that freed them (included in Transactions).
+	TruncateSteps int `json:"truncate_steps,omitempty"`
 	// LogBytes is the log written from the first transaction to the
 	// unmount record.
 	LogBytes int64    `json:"log_bytes_written"`
@@ -550,8 +558,9 @@ func (w *freeWorker) agEnv() *icluster.AG {
 
 // item is one free of a batch: an inode or an empty chunk.
 type item struct {
-	v     *icluster.Victim
-	chunk *ondisk.InobtRec
+	v          *icluster.Victim
+	chunk      *ondisk.InobtRec
+	stepBlocks uint64 // fork blocks freed by truncation steps before
 }
 
 func (it item) ino(g *ondisk.Geometry, agno uint32) uint64 {
@@ -639,6 +648,24 @@ func (w *freeWorker) runItems(items []item, retry bool) {
 		w.committed(cur)
 	}
 	for _, it := range items {
+		if it.v != nil && len(it.v.Extents) > w.stepExtents() {
+			// Too big for one transaction: truncate it in steps of its
+			// own first (the batch so far is committed before).
+			flush()
+			v, blocks, err := w.truncateSteps(it.v)
+			it.stepBlocks += blocks
+			if err != nil {
+				var re *icluster.RefusedError
+				if errors.As(err, &re) && blocks == 0 {
+					w.refuse(it.v.Ino, err)
+				} else {
+					w.fail(it.v.Ino, err)
+				}
+				w.progress()
+				continue
+			}
+			it.v = v
+		}
 		if b != nil && !w.fits(b, it, maxInodes) {
 			flush()
 		}
@@ -685,6 +712,53 @@ func (w *freeWorker) runItems(items []item, retry bool) {
 		}
 	}
 	flush()
+}
+
+func (w *freeWorker) stepExtents() int {
+	if w.o.TruncateExtents > 0 {
+		return w.o.TruncateExtents
+	}
+	return 16384
+}
+
+// truncateSteps truncates v in transactions of their own
+// (icluster.TruncateStep) until its data fork holds at most stepExtents
+// extents or no step applies, and returns it inspected again, with the
+// blocks freed. A transaction too big for the log is retried after a
+// checkpoint with half the extents.
+func (w *freeWorker) truncateSteps(v *icluster.Victim) (*icluster.Victim, uint64, error) {
+	per := w.stepExtents()
+	var blocks uint64
+	for {
+		tx := w.fs.Begin()
+		n, bl, left, err := w.agEnv().TruncateStep(tx, v, per)
+		if err != nil || n == 0 {
+			tx.Cancel()
+			if err != nil {
+				return nil, blocks, err
+			}
+			break
+		}
+		if _, err := tx.Commit(); err != nil {
+			tx.Cancel()
+			if errors.Is(err, journal.ErrTransTooBig) && per > 1 {
+				if cerr := w.fs.log.Checkpoint(); cerr != nil {
+					return nil, blocks, cerr
+				}
+				per /= 2
+				continue
+			}
+			return nil, blocks, fmt.Errorf("committing a truncation step: %w", err)
+		}
+		blocks += bl
+		v.Nblocks -= bl
+		w.report(func(r *FreeReport) { r.Transactions++; r.TruncateSteps++ })
+		if left <= uint64(w.stepExtents()) {
+			break
+		}
+	}
+	nv, err := icluster.Inspect(w.fs.Cache, w.fs.G, w.p.agno, v.Agino, v.Loc)
+	return nv, blocks, err
 }
 
 // fits says whether it can join batch b: the batch is not full, its log
@@ -750,7 +824,7 @@ func (w *freeWorker) committed(b *batch) {
 			res := b.results[i]
 			if it.v != nil {
 				rep.Inodes = append(rep.Inodes, FreedInode{Ino: it.v.Ino, AG: agno, Mode: it.v.Mode, Size: it.v.Size,
-					Blocks: res.ForkBlocks, ChunkFreed: res.ChunkFreed})
+					Blocks: res.ForkBlocks + it.stepBlocks, ChunkFreed: res.ChunkFreed})
 			}
 			if res.ChunkFreed {
 				rep.Chunks = append(rep.Chunks, FreedChunk{AG: agno, StartIno: g.Ino(agno, res.ChunkStart), StartAgino: res.ChunkStart,
