@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# bench-free.sh: how long `xfsfree free --orphans` takes against the kernel freeing the same
+# orphans at mount, on the same frozen-snapshot image, in one run.
+#
+# Usage: scripts/bench-free.sh [ORPHANS]     (default 100000)
+#
+# Builds a sparse 4-AG image in a temporary directory under $TMPDIR (removed at exit) and makes a
+# frozen snapshot of it with ORPHANS orphaned inodes, the way an LVM or cloud snapshot of a live
+# system looks: through a loop mount, four holder processes (one directory, so one AG, each)
+# create ORPHANS empty files, keep them open and unlink them; then sync, xfs_freeze -f, copy the
+# image, xfs_freeze -u, end the holders, unmount. The copy's log is dirty and its AGI unlinked
+# lists hold the orphans. From it:
+#   A   `xfsfree recover` (log replayed, the orphans left on the lists), then, timed:
+#       `xfsfree free --orphans --stats --json A`
+#   K   the snapshot itself (dirty log: a kernel mount frees orphans only after a log recovery;
+#       on a clean log it skips them), timed: `mount -o loop K MNT && umount MNT` — the kernel's
+#       time includes its log replay and the unmount's writeback
+# with the page cache dropped before each. It prints both times, the ratio xfsfree/kernel,
+# xfsfree's I/O stats, and checks that both results pass xfs_repair -n, have no orphan left, and
+# have equal icount, ifree and fdblocks.
+# Needs root, a loop device, xfsprogs, python3 and go.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ORPHANS=${1:-100000}
+AGS=4
+
+[[ $(id -u) -eq 0 ]] || { echo "$0: must run as root (loop mount, freeze, drop_caches)" >&2; exit 1; }
+for t in mkfs.xfs xfs_db xfs_repair xfs_freeze mount umount mountpoint python3 go; do
+	command -v "$t" >/dev/null || { echo "$0: missing tool: $t" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/xfsfree-bench-free.XXXXXX")
+MNT=$WORK/mnt
+FROZEN=""
+HOLDERS=()
+NR_OPEN_OLD=""
+cleanup() {
+	local rc=$?
+	set +e
+	[[ -n $FROZEN ]] && xfs_freeze -u "$FROZEN"
+	for p in "${HOLDERS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	mountpoint -q "$MNT" && umount "$MNT"
+	[[ -n $NR_OPEN_OLD ]] && sysctl -qw fs.nr_open="$NR_OPEN_OLD"
+	rm -rf "$WORK"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+BIN=$WORK/xfsfree
+go build -o "$BIN" ./cmd/xfsfree
+
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$(now)"; }
+sbfield() { xfs_db -r -c 'sb 0' -c "p $2" "$1" | awk '{print $3}'; }
+orphans_left() { # IMG: inodes in use as bucket heads, over all AGs
+	local cmds=() a
+	for a in $(seq 0 $((AGS - 1))); do cmds+=(-c "agi $a" -c 'p unlinked'); done
+	xfs_db -r "${cmds[@]}" "$1" | { grep -o '[0-9]*:[0-9]*' || true; } | wc -l
+}
+repair() { # IMG WHAT
+	local out
+	if ! out=$(xfs_repair -n -f "$1" 2>&1); then
+		echo "$0: xfs_repair -n fails on $2:" >&2
+		echo "$out" | tail -30 >&2
+		exit 1
+	fi
+}
+
+# --- the snapshot ------------------------------------------------------------------------------
+t0=$(now)
+per=$(( (ORPHANS + AGS - 1) / AGS ))
+need=$((per + 64))
+nr_open=$(cat /proc/sys/fs/nr_open)
+if ((nr_open < need)); then
+	NR_OPEN_OLD=$nr_open
+	sysctl -qw fs.nr_open=$need
+fi
+IMG=$WORK/live.img
+truncate -s 4G "$IMG"
+mkfs.xfs -q -f -d agcount=$AGS "$IMG"
+mkdir -p "$MNT"
+mount -o loop "$IMG" "$MNT"
+# hold.py DIR N READY: create N empty files in DIR (a new top-level directory: its own AG), keep
+# them open, unlink them, say so in READY, and wait to be killed.
+cat >"$WORK/hold.py" <<'PY'
+import os, resource, signal, sys
+d, n, ready = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+resource.setrlimit(resource.RLIMIT_NOFILE, (n + 64, n + 64))
+os.mkdir(d)
+fds = []
+flags = os.O_CREAT | os.O_EXCL | os.O_RDWR
+for i in range(n):
+    fds.append(os.open(f"{d}/{i}", flags, 0o644))
+for i in range(n):
+    os.unlink(f"{d}/{i}")
+with open(ready, "w") as f:
+    f.write(str(n))
+signal.pause()
+PY
+for a in $(seq 0 $((AGS - 1))); do
+	( ulimit -n $need; exec python3 "$WORK/hold.py" "$MNT/d$a" "$per" "$WORK/ready$a" ) &
+	HOLDERS+=($!)
+done
+for a in $(seq 0 $((AGS - 1))); do
+	while [[ ! -s $WORK/ready$a ]]; do
+		kill -0 "${HOLDERS[a]}" 2>/dev/null || { echo "$0: holder $a died" >&2; exit 1; }
+		sleep 0.2
+	done
+done
+sync
+xfs_freeze -f "$MNT"
+FROZEN=$MNT
+SNAP=$WORK/snap.img
+cp --sparse=always "$IMG" "$SNAP"
+xfs_freeze -u "$MNT"
+FROZEN=""
+for p in "${HOLDERS[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
+HOLDERS=()
+umount "$MNT"
+rm -f "$IMG"
+n=$(orphans_left "$SNAP")
+echo "snapshot: $ORPHANS orphans held in $AGS AGs, $((n)) buckets in use, $(du -h "$SNAP" | cut -f1) allocated; built in $(since "$t0") s"
+
+A=$WORK/a.img
+K=$WORK/k.img
+cp --sparse=always "$SNAP" "$A"
+mv "$SNAP" "$K"
+t=$(now)
+"$BIN" recover "$A" >/dev/null
+echo "xfsfree recover (untimed below): $(since "$t") s"
+found=$("$BIN" scan --json "$A" | python3 -c 'import json,sys; print(json.load(sys.stdin)["orphans"])')
+((found >= ORPHANS)) || { echo "$0: scan finds $found orphans, want $ORPHANS" >&2; exit 1; }
+echo "orphans on the unlinked lists after recover: $found"
+
+# --- timings -----------------------------------------------------------------------------------
+sync
+echo 3 >/proc/sys/vm/drop_caches
+t=$(now)
+"$BIN" free --orphans --stats --json "$A" >"$WORK/free.json"
+TX=$(since "$t")
+sync
+echo 3 >/proc/sys/vm/drop_caches
+t=$(now)
+mount -o loop "$K" "$MNT"
+umount "$MNT"
+TK=$(since "$t")
+
+python3 - "$WORK/free.json" "$TX" "$TK" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+tx, tk = float(sys.argv[2]), float(sys.argv[3])
+rep, st = r.get("report", r), r.get("stats") or {}
+print(f"xfsfree free --orphans      {tx:8.3f} s   ({rep['inodes_freed']} inodes, {rep['chunks_freed']} chunks, "
+      f"{rep['transactions']} transactions)")
+print(f"kernel mount+umount         {tk:8.3f} s   (includes the kernel's log replay)")
+print(f"ratio xfsfree/kernel = {tx / tk:.3f}")
+mib = 1 << 20
+print(f"xfsfree I/O: {st['device_reads']} reads ({st['bytes_read'] / mib:.1f} MiB), "
+      f"{st['device_writes']} writes ({st['bytes_written'] / mib:.1f} MiB), {st['syncs']} syncs, "
+      f"log {st['log_bytes_written'] / mib:.1f} MiB; cache {st['cache_hits']} hits, {st['cache_misses']} misses, "
+      f"{st['cache_readaheads']} read ahead")
+PY
+
+# --- same result -------------------------------------------------------------------------------
+repair "$A" "xfsfree's result"
+repair "$K" "the kernel's result"
+for img in "$A" "$K"; do
+	left=$(orphans_left "$img")
+	((left == 0)) || { echo "$0: $left buckets still in use in $img" >&2; exit 1; }
+done
+ok=1
+for f in icount ifree fdblocks; do
+	a=$(sbfield "$A" $f) k=$(sbfield "$K" $f)
+	printf '%-9s xfsfree %-10s kernel %s\n' "$f" "$a" "$k"
+	[[ $a == "$k" ]] || ok=0
+done
+((ok)) || { echo "$0: xfsfree and the kernel disagree" >&2; exit 1; }
+echo "both pass xfs_repair -n, no orphan left, icount/ifree/fdblocks equal"
