@@ -6,9 +6,9 @@
 #
 # Builds a sparse 4-AG image in a temporary directory under $TMPDIR (removed at exit) and makes a
 # frozen snapshot of it with ORPHANS orphaned inodes, the way an LVM or cloud snapshot of a live
-# system looks: through a loop mount, four holder processes (one directory, so one AG, each)
-# create ORPHANS empty files, keep them open and unlink them; then sync, xfs_freeze -f, copy the
-# image, xfs_freeze -u, end the holders, unmount. The copy's log is dirty and its AGI unlinked
+# system looks: through a loop mount, holder processes (each under the open-files limit; four
+# directories, one per AG) create ORPHANS empty files, keep them open and unlink them; then sync,
+# xfs_freeze -f, copy the image, xfs_freeze -u, end the holders, unmount. The copy's log is dirty and its AGI unlinked
 # lists hold the orphans. From it:
 #   A   `xfsfree recover` (log replayed, the orphans left on the lists), then, timed:
 #       `xfsfree free --orphans --stats --json A`
@@ -33,14 +33,12 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/xfsfree-bench-free.XXXXXX")
 MNT=$WORK/mnt
 FROZEN=""
 HOLDERS=()
-NR_OPEN_OLD=""
 cleanup() {
 	local rc=$?
 	set +e
 	[[ -n $FROZEN ]] && xfs_freeze -u "$FROZEN"
 	for p in "${HOLDERS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	mountpoint -q "$MNT" && umount "$MNT"
-	[[ -n $NR_OPEN_OLD ]] && sysctl -qw fs.nr_open="$NR_OPEN_OLD"
 	rm -rf "$WORK"
 	exit "$rc"
 }
@@ -69,42 +67,51 @@ repair() { # IMG WHAT
 
 # --- the snapshot ------------------------------------------------------------------------------
 t0=$(now)
+# Open files per process are capped by the hard RLIMIT_NOFILE (raising it needs CAP_SYS_RESOURCE):
+# enough holders that each stays under it.
 per=$(( (ORPHANS + AGS - 1) / AGS ))
-need=$((per + 64))
-nr_open=$(cat /proc/sys/fs/nr_open)
-if ((nr_open < need)); then
-	NR_OPEN_OLD=$nr_open
-	sysctl -qw fs.nr_open=$need
-fi
+hard=$(ulimit -Hn)
+[[ $hard == unlimited ]] && hard=1048576
+max=$((hard - 64))
+nh=$(( (per + max - 1) / max )) # holders per AG
+each=$(( (per + nh - 1) / nh ))
 IMG=$WORK/live.img
 truncate -s 4G "$IMG"
 mkfs.xfs -q -f -d agcount=$AGS "$IMG"
 mkdir -p "$MNT"
 mount -o loop "$IMG" "$MNT"
-# hold.py DIR N READY: create N empty files in DIR (a new top-level directory: its own AG), keep
-# them open, unlink them, say so in READY, and wait to be killed.
+# XFS puts each new top-level directory in the next AG, and files near their directory.
+for a in $(seq 0 $((AGS - 1))); do mkdir "$MNT/d$a"; done
+# hold.py DIR PREFIX N READY: create N empty files in DIR, keep them open, unlink them, say so in
+# READY, and wait to be killed.
 cat >"$WORK/hold.py" <<'PY'
 import os, resource, signal, sys
-d, n, ready = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-resource.setrlimit(resource.RLIMIT_NOFILE, (n + 64, n + 64))
-os.mkdir(d)
+d, prefix, n, ready = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 fds = []
 flags = os.O_CREAT | os.O_EXCL | os.O_RDWR
 for i in range(n):
-    fds.append(os.open(f"{d}/{i}", flags, 0o644))
+    fds.append(os.open(f"{d}/{prefix}{i}", flags, 0o644))
 for i in range(n):
-    os.unlink(f"{d}/{i}")
+    os.unlink(f"{d}/{prefix}{i}")
 with open(ready, "w") as f:
     f.write(str(n))
 signal.pause()
 PY
+left=$ORPHANS
 for a in $(seq 0 $((AGS - 1))); do
-	( ulimit -n $need; exec python3 "$WORK/hold.py" "$MNT/d$a" "$per" "$WORK/ready$a" ) &
-	HOLDERS+=($!)
+	for h in $(seq 1 $nh); do
+		n=$((each < left ? each : left))
+		((n > 0)) || continue
+		left=$((left - n))
+		python3 "$WORK/hold.py" "$MNT/d$a" "h$h-" "$n" "$WORK/ready${#HOLDERS[@]}" &
+		HOLDERS+=($!)
+	done
 done
-for a in $(seq 0 $((AGS - 1))); do
-	while [[ ! -s $WORK/ready$a ]]; do
-		kill -0 "${HOLDERS[a]}" 2>/dev/null || { echo "$0: holder $a died" >&2; exit 1; }
+for i in "${!HOLDERS[@]}"; do
+	while [[ ! -s $WORK/ready$i ]]; do
+		kill -0 "${HOLDERS[i]}" 2>/dev/null || { echo "$0: holder $i died" >&2; exit 1; }
 		sleep 0.2
 	done
 done
@@ -115,12 +122,13 @@ SNAP=$WORK/snap.img
 cp --sparse=always "$IMG" "$SNAP"
 xfs_freeze -u "$MNT"
 FROZEN=""
+nholders=${#HOLDERS[@]}
 for p in "${HOLDERS[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 HOLDERS=()
 umount "$MNT"
 rm -f "$IMG"
 n=$(orphans_left "$SNAP")
-echo "snapshot: $ORPHANS orphans held in $AGS AGs, $((n)) buckets in use, $(du -h "$SNAP" | cut -f1) allocated; built in $(since "$t0") s"
+echo "snapshot: $ORPHANS orphans held by $nholders processes in $AGS AGs, $((n)) buckets in use, $(du -h "$SNAP" | cut -f1) allocated; built in $(since "$t0") s"
 
 A=$WORK/a.img
 K=$WORK/k.img
