@@ -20,6 +20,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/ncw/directio"
@@ -189,7 +190,7 @@ func (d *Device) setup(st *unix.Stat_t) error {
 		if d.readOnly {
 			lock = unix.LOCK_SH
 		}
-		if err := unix.Flock(d.fd, lock|unix.LOCK_NB); err != nil {
+		if err := flockBriefly(d.fd, lock); err != nil {
 			if errors.Is(err, unix.EWOULDBLOCK) {
 				return fmt.Errorf("%s is %w: another xfsfree has it open", d.path, ErrBusy)
 			}
@@ -447,3 +448,18 @@ func (d *Device) Sync() error {
 
 // Close closes the device (and releases its exclusive claim or flock).
 func (d *Device) Close() error { return d.f.Close() }
+
+// flockBriefly takes the flock without blocking, retrying for a moment:
+// a lock the process itself just released can still be held by a child it
+// is starting (between fork and exec the child shares the open file
+// description, and so the lock, until close-on-exec drops it).
+func flockBriefly(fd, lock int) error {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		err := unix.Flock(fd, lock|unix.LOCK_NB)
+		if err == nil || !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
