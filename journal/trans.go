@@ -551,7 +551,7 @@ func (t *Transaction) Commit() (ondisk.LSN, error) {
 	lsn := s.w.HeadLSN()
 	if len(ops) == 0 {
 		s.mu.Unlock()
-		t.finish(0)
+		t.finish()
 		return lsn, nil
 	}
 	tail := s.tailLocked()
@@ -596,12 +596,23 @@ func (t *Transaction) Commit() (ondisk.LSN, error) {
 		t.Cancel()
 		return 0, err
 	}
+	// Mark the logged buffers DIRTY before the commit joins pending and
+	// before mu is released: a Checkpoint that counts this commit as
+	// pending must find its buffers in DirtyBuffers (or wait for their
+	// locks), or it would move the tail past a commit not yet written in
+	// place.
+	for _, tb := range t.bufs {
+		if !tb.cancel && tb.anyDirty {
+			tb.b.LSN = uint64(lsn)
+			tb.b.MarkDirty()
+		}
+	}
 	s.pending = append(s.pending, lsn)
 	s.commits++
 	used := s.w.g.BBs - s.w.Free(s.tailLocked())
 	hook, commits := s.hook, s.commits
 	s.mu.Unlock()
-	t.finish(lsn)
+	t.finish()
 	if hook != nil {
 		hook(used, commits)
 		return lsn, nil
@@ -614,12 +625,13 @@ func (t *Transaction) Commit() (ondisk.LSN, error) {
 	return lsn, nil
 }
 
-// finish marks the buffers of a committed transaction and releases them,
-// then its inodes. Buffers still held: the inodes logged take their new
-// images and are attached to their cluster buffers (dirty, for
-// writeback); a cancelled buffer is marked STALE and the flushes of the
-// STALE inodes attached to it are aborted (never written).
-func (t *Transaction) finish(lsn ondisk.LSN) {
+// finish ends a committed transaction (its logged buffers are DIRTY
+// already, marked by Commit) and releases its buffers, then its inodes.
+// Buffers still held: the inodes logged take their new images and are
+// attached to their cluster buffers (for writeback); a cancelled buffer is
+// marked STALE and the flushes of the STALE inodes attached to it are
+// aborted (never written).
+func (t *Transaction) finish() {
 	t.done = true
 	isz := int(t.s.fg.InodeSize)
 	for _, ti := range t.inodes {
@@ -636,13 +648,9 @@ func (t *Transaction) finish(lsn ondisk.LSN) {
 		}
 	}
 	for _, tb := range t.bufs {
-		switch {
-		case tb.cancel:
+		if tb.cancel {
 			tb.b.MarkStale()
 			cache.AbortStaleFlushes(tb.b)
-		case tb.anyDirty:
-			tb.b.LSN = uint64(lsn)
-			tb.b.MarkDirty()
 		}
 	}
 	for _, fn := range t.onCommit {
