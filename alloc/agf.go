@@ -167,15 +167,21 @@ func (ag *AG) setLongest(tx Tx, v uint32) {
 	}
 }
 
+// blockCount bounds the AG's blocks: the size the geometry gives it (the
+// kernel's pag block count, which xfs_verify_agbno uses) and agf_length
+// (which __xfs_free_extent checks). They are equal in a sane AGF; the AGF
+// verifier lets a last AG's agf_length reach sb_agblocks, past the device.
+func (ag *AG) blockCount() uint32 { return min(ag.length(), ag.G.AGSize(ag.Agno)) }
+
 // validAgbno reports a block past the AG headers and inside the AG
 // (xfs_verify_agbno).
 func (ag *AG) validAgbno(agbno uint32) bool {
 	agflBlock := uint32((uint64(3) << ag.G.SectBBLog) >> ag.G.BlkBBLog) // XFS_AGFL_BLOCK
-	return agbno > agflBlock && agbno < ag.length()
+	return agbno > agflBlock && agbno < ag.blockCount()
 }
 
 // validExtent reports an extent of valid blocks that does not wrap
 // (xfs_verify_agbext).
 func (ag *AG) validExtent(agbno, n uint32) bool {
-	return n > 0 && uint64(agbno)+uint64(n) <= uint64(ag.length()) && ag.validAgbno(agbno)
+	return n > 0 && uint64(agbno)+uint64(n) <= uint64(ag.blockCount()) && ag.validAgbno(agbno)
 }

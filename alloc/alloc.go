@@ -19,8 +19,8 @@ func AllocNear(tx Tx, ag *AG, near, n uint32, o Owner) (uint32, error) {
 	if n == 0 {
 		return 0, ag.freeCorrupt(near, 0, "is an allocation of no blocks", nil)
 	}
-	if near >= ag.length() {
-		near = ag.length() - 1
+	if near >= ag.blockCount() {
+		near = ag.blockCount() - 1
 	}
 	if err := ag.FixFreelist(tx, false); err != nil {
 		return 0, err
@@ -84,7 +84,7 @@ func (ag *AG) nearCandidate(tx Tx, near, n uint32) (f extent, bno uint32, err er
 	// Right: the first free extent starting after near that is long
 	// enough.
 	key = near + 1
-	for key != 0 && key < ag.length() {
+	for key != 0 && key < ag.blockCount() {
 		c, ok, err := t.Lookup(tx, allocRec(key, 0), lookGE)
 		if err != nil {
 			return f, 0, err

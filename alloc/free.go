@@ -117,7 +117,7 @@ func (ag *AG) fixLongest(tx Tx) error {
 // corruption, reported with the AG and both extents.
 func FreeExtent(tx Tx, ag *AG, agbno, n uint32, o Owner) error {
 	if !ag.validExtent(agbno, n) {
-		return ag.freeCorrupt(agbno, n, fmt.Sprintf("is not an extent of the AG (length %d)", ag.length()), nil)
+		return ag.freeCorrupt(agbno, n, fmt.Sprintf("is not an extent of the AG (length %d)", ag.blockCount()), nil)
 	}
 	if err := ag.FixFreelist(tx, true); err != nil {
 		return err
