@@ -31,18 +31,7 @@ type session struct {
 func openSession(t *testing.T, img string) *session {
 	t.Helper()
 	dev, lg, st := openWriteDev(t, img)
-	b, err := dev.ReadAt(0, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := ondisk.DecodeSuperblock(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fg, err := ondisk.NewGeometry(sb)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fg := fsGeometry(t, dev)
 	w, err := NewWriter(dev, lg, st)
 	if err != nil {
 		t.Fatal(err)
