@@ -47,10 +47,7 @@ func AllocNear(tx Tx, ag *AG, near, n uint32, o Owner) (uint32, error) {
 // nearCandidate finds the free extent f and the start bno of the n blocks
 // AllocNear takes from it.
 func (ag *AG) nearCandidate(tx Tx, near, n uint32) (f extent, bno uint32, err error) {
-	t, err := ag.tree(ondisk.AGFBno)
-	if err != nil {
-		return f, 0, err
-	}
+	t := ag.tree(ondisk.AGFBno)
 	// Left: the last free extent starting at or before near, walking left
 	// until one is long enough.
 	var left, right *extent

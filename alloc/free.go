@@ -34,10 +34,7 @@ func (ag *AG) getRec(c cursor, which string) (extent, error) {
 
 // lookupAlloc looks up (bno, n) in btree i.
 func (ag *AG) lookupAlloc(tx Tx, i int, e extent, d btree.LookupDir) (cursor, bool, error) {
-	t, err := ag.tree(i)
-	if err != nil {
-		return nil, false, err
-	}
+	t := ag.tree(i)
 	return t.Lookup(tx, allocRec(e.bno, e.n), d)
 }
 
@@ -81,20 +78,14 @@ func (ag *AG) insertAlloc(tx Tx, i int, e extent) error {
 	} else if ok {
 		return ag.freeCorrupt(e.bno, e.n, "is already in the "+[]string{"bnobt", "cntbt"}[i], &e)
 	}
-	t, err := ag.tree(i)
-	if err != nil {
-		return err
-	}
+	t := ag.tree(i)
 	return t.Insert(tx, allocRec(e.bno, e.n))
 }
 
 // fixLongest sets agf_longest to the length of the last cntbt record, or 0
 // (xfs_alloc_fixup_longest).
 func (ag *AG) fixLongest(tx Tx) error {
-	t, err := ag.tree(ondisk.AGFCnt)
-	if err != nil {
-		return err
-	}
+	t := ag.tree(ondisk.AGFCnt)
 	rec, ok, err := lastRec(tx, t)
 	if err != nil {
 		return err
@@ -263,10 +254,7 @@ func (ag *AG) sizeCandidate(tx Tx, want uint32) (bno, n uint32, ok bool, err err
 		return 0, 0, false, err
 	}
 	if !found {
-		t, err := ag.tree(ondisk.AGFCnt)
-		if err != nil {
-			return 0, 0, false, err
-		}
+		t := ag.tree(ondisk.AGFCnt)
 		rec, found, err := lastRec(tx, t)
 		if err != nil || !found {
 			return 0, 0, false, err

@@ -103,10 +103,7 @@ func (ag *AG) rmapCorrupt(bno, n uint32, o Owner, msg string, rec *ondisk.RmapRe
 
 // lookupRmapLE finds the rmap record at or before (bno, owner, offset).
 func (ag *AG) lookupRmapLE(tx Tx, bno uint32, o Owner) (cursor, *ondisk.RmapRec, error) {
-	t, err := ag.tree(ondisk.AGFRmap)
-	if err != nil {
-		return nil, nil, err
-	}
+	t := ag.tree(ondisk.AGFRmap)
 	c, ok, err := t.Lookup(tx, rmapKey(bno, o), lookLE)
 	if err != nil || !ok {
 		return nil, nil, err
@@ -140,10 +137,7 @@ func (ag *AG) rmapMap(tx Tx, bno, n uint32, o Owner) error {
 		return ag.rmapCorrupt(bno, n, o, "overlaps a record on its left", lt)
 	}
 	// The next record after lt (or the first one, if there is no lt).
-	t, err := ag.tree(ondisk.AGFRmap)
-	if err != nil {
-		return err
-	}
+	t := ag.tree(ondisk.AGFRmap)
 	var gt *ondisk.RmapRec
 	if c, ok, err := t.Lookup(tx, rmapKey(bno, Owner{Owner: 0}), lookGE); err != nil {
 		return err
@@ -181,10 +175,7 @@ func (ag *AG) rmapMap(tx Tx, bno, n uint32, o Owner) error {
 
 // rmapFind positions a cursor at exactly record r.
 func (ag *AG) rmapFind(tx Tx, r ondisk.RmapRec) (cursor, error) {
-	t, err := ag.tree(ondisk.AGFRmap)
-	if err != nil {
-		return nil, err
-	}
+	t := ag.tree(ondisk.AGFRmap)
 	c, ok, err := t.Lookup(tx, rmapRecKey(rmapRec(r)), lookEQ)
 	if err != nil {
 		return nil, err
@@ -274,9 +265,6 @@ func (ag *AG) rmapUnmap(tx Tx, bno, n uint32, o Owner) error {
 	if !ignore {
 		right.Offset |= off + uint64(n)
 	}
-	t, err := ag.tree(ondisk.AGFRmap)
-	if err != nil {
-		return err
-	}
+	t := ag.tree(ondisk.AGFRmap)
 	return t.Insert(tx, rmapRec(right))
 }

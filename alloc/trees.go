@@ -91,7 +91,7 @@ func rmapKey(bno uint32, o Owner) []byte {
 // tree opens btree i (ondisk.AGFBno, AGFCnt, AGFRmap) as the AGF holds it
 // now. The root can move during a change (SetRoot), so callers open it
 // again for each step.
-func (ag *AG) tree(i int) (*btree.Tree, error) {
+func (ag *AG) tree(i int) *btree.Tree {
 	t := &btree.Tree{G: ag.G, AG: ag.Agno, Root: ag.Root(i), Levels: ag.Levels(i),
 		SetRoot: func(tx btree.Tx, root uint32, levels int) error { return ag.setRoot(tx, i, root, levels) }}
 	switch i {
@@ -105,7 +105,7 @@ func (ag *AG) tree(i int) (*btree.Tree, error) {
 		t.Type, t.Kind, t.RecKey, t.RecHighKey, t.Cmp = ondisk.BtRmapbt, ondisk.KindRmapbt, rmapRecKey, rmapRecHighKey, rmapCmp
 		t.Blocks = &AGFLBlocks{AG: ag, Rmap: true}
 	}
-	return t, nil
+	return t
 }
 
 // lastRec returns a copy of the last record of t, ok false if t is empty.
