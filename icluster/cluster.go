@@ -105,11 +105,3 @@ func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, ag
 		return
 	}
 }
-
-// AbortStaleFlushes ends the flushes of the STALE inodes attached to a
-// cancelled buffer (xfs_iflush_abort via the buffer's completion): their
-// changes are discarded and they are never written. The journal calls it
-// when the transaction that cancelled bp commits.
-// It is cache.AbortStaleFlushes, which the journal's commit calls for
-// every buffer it cancels.
-func AbortStaleFlushes(bp *cache.Buf) { cache.AbortStaleFlushes(bp) }

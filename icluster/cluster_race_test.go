@@ -36,7 +36,7 @@ func (tx *testTx) Binval(b *cache.Buf) { b.MarkStale(); tx.stale = append(tx.sta
 
 func (tx *testTx) commit() {
 	for _, b := range tx.stale {
-		icluster.AbortStaleFlushes(b)
+		cache.AbortStaleFlushes(b)
 	}
 	for _, b := range tx.bufs {
 		b.Release()
