@@ -15,26 +15,8 @@ import (
 // checkRing is xfs_agfl_needs_reset's check: the indexes are inside the
 // ring and flcount is the number of slots from flfirst to fllast.
 func (ag *AG) checkRing() error {
-	f, l, c, n := ag.u32(offFLFirst), ag.u32(offFLLast), ag.u32(offFLCount), ag.G.AGFLSize
-	switch {
-	case f >= n:
-		return ag.corrupt("agf_flfirst", f, nil, "is not below the AGFL size "+strconv.Itoa(int(n)))
-	case l >= n:
-		return ag.corrupt("agf_fllast", l, nil, "is not below the AGFL size "+strconv.Itoa(int(n)))
-	case c > n:
-		return ag.corrupt("agf_flcount", c, nil, "exceeds the AGFL size "+strconv.Itoa(int(n)))
-	}
-	var active uint32
-	switch {
-	case c != 0 && l >= f:
-		active = l - f + 1
-	case c != 0:
-		active = n - f + l + 1
-	}
-	if active != c {
-		return ag.corrupt("agf_flcount", c, active, "does not match the slots from agf_flfirst to agf_fllast")
-	}
-	return nil
+	return ondisk.CheckAGFLRing(ondisk.Where{AG: ag.Agno, Daddr: ag.agf.Daddr},
+		ag.u32(offFLFirst), ag.u32(offFLLast), ag.u32(offFLCount), ag.G.AGFLSize)
 }
 
 // readAGFL reads the AGFL sector through tx (xfs_alloc_read_agfl).

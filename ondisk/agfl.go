@@ -84,23 +84,11 @@ func (a *AGFL) Live(g *Geometry, agf *AGF) ([]AGFLEntry, error) {
 	if size == 0 || size > g.AGFLSize {
 		return nil, w.Corrupt("AGFL", "agfl_bno", len(a.Bno), g.AGFLSize, "slot count")
 	}
-	switch {
-	case agf.FLFirst >= size:
-		return nil, w.Corrupt("AGF", "agf_flfirst", agf.FLFirst, nil, "is not below the AGFL size "+strconv.Itoa(int(size)))
-	case agf.FLLast >= size:
-		return nil, w.Corrupt("AGF", "agf_fllast", agf.FLLast, nil, "is not below the AGFL size "+strconv.Itoa(int(size)))
-	case agf.FLCount > size:
-		return nil, w.Corrupt("AGF", "agf_flcount", agf.FLCount, nil, "exceeds the AGFL size "+strconv.Itoa(int(size)))
+	if err := CheckAGFLRing(w, agf.FLFirst, agf.FLLast, agf.FLCount, size); err != nil {
+		return nil, err
 	}
 	if agf.FLCount == 0 {
 		return nil, nil
-	}
-	// The number of slots from flfirst to fllast inclusive, around the ring
-	// (xfs_agfl_needs_reset's consistency check).
-	span := (agf.FLLast + size - agf.FLFirst) % size
-	span++
-	if span != agf.FLCount {
-		return nil, w.Corrupt("AGF", "agf_flcount", agf.FLCount, span, "does not match the slots from agf_flfirst to agf_fllast")
 	}
 	out := make([]AGFLEntry, 0, agf.FLCount)
 	for i, s := uint32(0), agf.FLFirst; i < agf.FLCount; i, s = i+1, (s+1)%size {
@@ -111,6 +99,29 @@ func (a *AGFL) Live(g *Geometry, agf *AGF) ([]AGFLEntry, error) {
 		out = append(out, AGFLEntry{Slot: s, Agbno: v})
 	}
 	return out, nil
+}
+
+// CheckAGFLRing is xfs_agfl_needs_reset's check of the AGF's free list
+// indexes (agf_flfirst, agf_fllast, agf_flcount) against a ring of size
+// slots: both indexes inside the ring, and flcount the number of slots from
+// flfirst through fllast (0 for an empty list). Errors name the AGF at w.
+func CheckAGFLRing(w Where, first, last, count, size uint32) error {
+	switch {
+	case first >= size:
+		return w.Corrupt("AGF", "agf_flfirst", first, nil, "is not below the AGFL size "+strconv.Itoa(int(size)))
+	case last >= size:
+		return w.Corrupt("AGF", "agf_fllast", last, nil, "is not below the AGFL size "+strconv.Itoa(int(size)))
+	case count > size:
+		return w.Corrupt("AGF", "agf_flcount", count, nil, "exceeds the AGFL size "+strconv.Itoa(int(size)))
+	}
+	var span uint32
+	if count != 0 {
+		span = (last+size-first)%size + 1
+	}
+	if span != count {
+		return w.Corrupt("AGF", "agf_flcount", count, span, "does not match the slots from agf_flfirst to agf_fllast")
+	}
+	return nil
 }
 
 // VerifyAGFL is the AGFL read verifier (xfs_agfl_read_verify,
