@@ -161,12 +161,13 @@ func (m *ForkMap) walkBtree(c *cache.Cache, g *ondisk.Geometry, d *ondisk.Dinode
 func readBmbt(c *cache.Cache, g *ondisk.Geometry, ino, fsbno uint64) (*ondisk.BmbtBlock, error) {
 	daddr := g.FsbToDaddr(fsbno)
 	agno := g.FsbToAgno(fsbno)
-	b, err := c.Get(daddr, g.BlockBBs(), ondisk.KindBmbt, ondisk.VerifyCtx{G: g, AG: agno, Daddr: daddr})
+	ctx := ondisk.VerifyCtx{G: g, AG: agno, Daddr: daddr}
+	b, err := c.Get(daddr, g.BlockBBs(), ondisk.KindBmbt, ctx) // verified as a bmbt block
 	if err != nil {
 		return nil, err
 	}
 	defer b.Release()
-	if err := ondisk.VerifyBmbtBlock(b.Data, ondisk.VerifyCtx{G: g, AG: agno, Daddr: daddr}, ino); err != nil {
+	if err := ondisk.CheckBmbtOwner(b.Data, ctx, ino); err != nil {
 		return nil, err
 	}
 	return ondisk.DecodeBmbtBlock(b.Data)

@@ -143,6 +143,16 @@ func VerifyBmbtBlock(b []byte, c VerifyCtx, owner uint64) error {
 	if err := BtBmbt.Verify(b, c); err != nil {
 		return err
 	}
+	return CheckBmbtOwner(b, c, owner)
+}
+
+// CheckBmbtOwner is the owner half of VerifyBmbtBlock, for a block the
+// buffer cache already verified as KindBmbt: bb_owner == owner unless
+// owner is BmbtOwnerAny.
+func CheckBmbtOwner(b []byte, c VerifyCtx, owner uint64) error {
+	if len(b) < LongBlockHdrLen {
+		return c.Where().Corrupt("bmbt block", "length of buffer", len(b), LongBlockHdrLen, "")
+	}
 	if got := be.Uint64(b[56:]); owner != BmbtOwnerAny && got != owner {
 		return c.Where().Corrupt("bmbt block", "bb_owner", got, owner, "")
 	}
