@@ -1,9 +1,10 @@
 package alloc
 
 import (
+	"errors"
 	"fmt"
-	"github.com/xfsfree/xfsfree/btree"
 
+	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
@@ -72,14 +73,14 @@ func (ag *AG) updateAlloc(tx Tx, i int, old, nw extent) error {
 	return c.Update(allocRec(nw.bno, nw.n))
 }
 
+// insertAlloc inserts e into btree i; Insert's own EQ lookup refuses a
+// record already there.
 func (ag *AG) insertAlloc(tx Tx, i int, e extent) error {
-	if _, ok, err := ag.lookupAlloc(tx, i, e, lookEQ); err != nil {
-		return err
-	} else if ok {
+	err := ag.tree(i).Insert(tx, allocRec(e.bno, e.n))
+	if errors.Is(err, btree.ErrExists) {
 		return ag.freeCorrupt(e.bno, e.n, "is already in the "+[]string{"bnobt", "cntbt"}[i], &e)
 	}
-	t := ag.tree(i)
-	return t.Insert(tx, allocRec(e.bno, e.n))
+	return err
 }
 
 // fixLongest sets agf_longest to the length of the last cntbt record, or 0
