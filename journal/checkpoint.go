@@ -137,6 +137,14 @@ func (f *inodeFlush) end(b *cache.Buf, written bool) {
 	}
 }
 
+// Err returns the error that stopped the session (a failed log or
+// in-place write, or Close), or nil while it can commit.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown
+}
+
 // fail records a failed in-place write: the log still holds the
 // transactions, so nothing is lost, but the session stops.
 func (s *Session) fail(err error) error {

@@ -164,7 +164,8 @@ type agPlan struct {
 
 // Free frees what o selects. A dry run needs only a read-only open; a real
 // run needs OpenWrite, and ends with Finish (the filesystem is clean
-// afterwards; close it). Refusals and failures of single inodes or AGs are
+// afterwards; close it), unless it committed nothing: then nothing at all
+// is written. Refusals and failures of single inodes or AGs are
 // in the report (FreeReport.Failed); the error is for what stops the whole
 // run.
 func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
@@ -265,6 +266,14 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 		if fs.SB.QFlags&qAllChkd != 0 && (rep.InodesFreed > 0 || rep.ChunksFreed > 0) {
 			rep.QuotaNote = "quota accounting is on: the quota 'checked' flags would be cleared so that the next mount re-counts usage"
 		}
+		return rep, nil
+	}
+	if rep.Transactions == 0 && fs.log.Err() == nil {
+		// Nothing committed, so nothing was written (the log writer
+		// writes nothing before its first record): a run that freed
+		// nothing, or refused everything, leaves the device untouched.
+		fs.log = nil
+		rep.After = rep.Before
 		return rep, nil
 	}
 	if fs.SB.QFlags&qAllChkd != 0 && rep.InodesFreed > 0 {

@@ -409,3 +409,28 @@ func TestFreeCorruptBnobt(t *testing.T) {
 	}
 	t.Logf("%d freed, %d failed; first error: %s", len(rep.Inodes), len(rep.Errors), rep.Errors[0].Err)
 }
+
+// TestFreeNothingWritesNothing: a run that refuses every inode it was
+// given, or finds nothing to free, commits nothing and leaves the image
+// byte for byte as it was (no log record, no superblock, no unmount
+// record).
+func TestFreeNothingWritesNothing(t *testing.T) {
+	testimg.Need(t, "xfs_db")
+	img := testimg.Path(t, "default")
+	root := mustU(t, testimg.ParseFields(testimg.DB(t, img, "sb 0", "p rootino"))["rootino"])
+	before := sha(t, img)
+	rep := runFree(t, img, FreeOptions{Inos: []uint64{root}})
+	if len(rep.Refused) != 1 || rep.Transactions != 0 {
+		t.Errorf("--ino root: refused %v, %d transactions", rep.Refused, rep.Transactions)
+	}
+	if sha(t, img) != before {
+		t.Error("a run that refused everything wrote to the image")
+	}
+	rep = runFree(t, img, FreeOptions{Orphans: true, EmptyChunks: true})
+	if rep.Failed() || rep.Transactions != 0 || rep.InodesFreed != 0 || rep.ChunksFreed != 0 {
+		t.Errorf("--orphans --empty-chunks on a fresh filesystem: %+v", rep)
+	}
+	if sha(t, img) != before {
+		t.Error("a run with nothing to free wrote to the image")
+	}
+}

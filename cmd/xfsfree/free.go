@@ -51,7 +51,8 @@ buffers cancelled, its blocks freed) unless --keep-chunks.
 
 Every change is a logged transaction in the filesystem's own log; at the end
 the superblock counters are rebuilt from the AG headers and the log is left
-clean, so the kernel mounts the filesystem without recovery. With quota
+clean, so the kernel mounts the filesystem without recovery; a run that
+frees nothing (everything refused, or nothing to free) writes nothing. With quota
 accounting on, the quota 'checked' flags are cleared so that the next mount
 re-counts usage.
 
