@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/xfsfree/xfsfree/agi"
 	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/journal"
 	"github.com/xfsfree/xfsfree/ondisk"
@@ -106,29 +107,17 @@ func (fs *FS) SummaryCounters() (SBCounters, error) {
 	var c SBCounters
 	g := fs.G
 	for agno := uint32(0); agno < g.AGCount; agno++ {
-		d := g.AGIDaddr(agno)
-		b, err := fs.Cache.Get(d, g.SectBBs(), ondisk.KindAGI, ondisk.VerifyCtx{G: g, AG: agno, Daddr: d})
+		ai, err := agi.Read(fs.Cache, g, agno)
 		if err != nil {
 			return c, err
 		}
-		agi, err := ondisk.DecodeAGI(b.Data)
-		b.Release()
-		if err != nil {
-			return c, ondisk.SetLocation(err, agno, d)
-		}
-		d = g.AGFDaddr(agno)
-		b, err = fs.Cache.Get(d, g.SectBBs(), ondisk.KindAGF, ondisk.VerifyCtx{G: g, AG: agno, Daddr: d})
+		af, err := agi.ReadAGF(fs.Cache, g, agno)
 		if err != nil {
 			return c, err
 		}
-		agf, err := ondisk.DecodeAGF(b.Data)
-		b.Release()
-		if err != nil {
-			return c, ondisk.SetLocation(err, agno, d)
-		}
-		c.ICount += uint64(agi.Count)
-		c.IFree += uint64(agi.FreeCount)
-		c.FDBlocks += uint64(agf.FreeBlks) + uint64(agf.FLCount) + uint64(agf.BtreeBlks)
+		c.ICount += uint64(ai.Count)
+		c.IFree += uint64(ai.FreeCount)
+		c.FDBlocks += uint64(af.FreeBlks) + uint64(af.FLCount) + uint64(af.BtreeBlks)
 	}
 	w := ondisk.Where{AG: ondisk.NoAG, Daddr: -1}
 	if c.FDBlocks > fs.SB.DBlocks {
