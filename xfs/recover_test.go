@@ -110,53 +110,14 @@ func shutdownImage(t *testing.T, opts ...string) string {
 }
 
 // kernelMount mounts img, unmounts it, and reports whether the kernel ran
-// log recovery on it: the kernel log lines after a marker written to
-// /dev/kmsg, for the loop device that mounted the filesystem's uuid.
+// log recovery on it (testimg.KernelMountCycle: only the kernel log lines
+// of the loop device that mounted it count, so concurrent mounts of
+// copies with the same uuid cannot be taken for this one).
 func kernelMount(t *testing.T, img string, opts ...string) (recovered bool) {
 	t.Helper()
-	testimg.Need(t, "dmesg")
-	uuid := testimg.ParseFields(testimg.DB(t, img, "sb 0", "p uuid"))["uuid"]
-	marker := fmt.Sprintf("xfsfree-test-marker-%d-%s", os.Getpid(), uuid)
-	if err := os.WriteFile("/dev/kmsg", []byte(marker+"\n"), 0); err != nil {
-		t.Skipf("cannot write a marker to /dev/kmsg: %v", err)
-	}
-	mnt := testimg.Mount(t, img, opts...)
-	testimg.Unmount(t, mnt)
-	out, err := exec.Command("dmesg").Output()
-	if err != nil {
-		t.Skipf("dmesg: %v", err)
-	}
-	lines := strings.Split(string(out), "\n")
-	start := -1
-	for i, l := range lines {
-		if strings.Contains(l, marker) {
-			start = i
-		}
-	}
-	if start < 0 {
-		t.Fatalf("dmesg lost the marker line")
-	}
-	var dev string
-	var seen bool
-	for _, l := range lines[start+1:] {
-		if m := mountLine.FindStringSubmatch(l); m != nil && m[2] == uuid {
-			dev, seen = m[1], true
-			continue
-		}
-		if dev != "" && strings.Contains(l, "XFS ("+dev+"): Starting recovery") {
-			recovered = true
-		}
-		if dev != "" && strings.Contains(l, "XFS ("+dev+"): Unmounting Filesystem") {
-			dev = ""
-		}
-	}
-	if !seen {
-		t.Fatalf("dmesg has no mount line for uuid %s after the marker:\n%s", uuid, strings.Join(lines[start:], "\n"))
-	}
+	_, recovered = testimg.KernelMountCycle(t, img, opts...)
 	return recovered
 }
-
-var mountLine = regexp.MustCompile(`XFS \(([^)]+)\): Mounting V5 Filesystem ([0-9a-f-]+)`)
 
 // recoverImage runs Recover and checks the report's basic promises.
 func recoverImage(t *testing.T, img string) *RecoverReport {
