@@ -133,6 +133,7 @@ type Transaction struct {
 	inodes   []*tinode       // joined with IJoin, in join order
 	onCommit []func()
 	done     bool
+	size     int64 // Σ tbuf.size: the items' op headers and regions
 }
 
 // tinode is an inode joined to a transaction (the kernel's
@@ -154,6 +155,27 @@ type tbuf struct {
 	inodes   []int // offsets of inodes logged with LogInode
 	cancel   bool  // Binval: log a cancel item, mark STALE at commit
 	anyDirty bool
+	size     int64 // bytes its item adds to the op stream, op headers included
+}
+
+// resize recomputes what tb's item adds to the op stream (as ops builds
+// it: a format region and one region per run of dirty chunks, or a lone
+// cancel format) and keeps the transaction's running total.
+func (t *Transaction) resize(tb *tbuf) {
+	t.size -= tb.size
+	tb.size = 0
+	switch {
+	case tb.cancel:
+		tb.size = int64(ondisk.LogOpHeaderSize + tb.blf.EncodedSize())
+	case tb.anyDirty:
+		tb.size = int64(ondisk.LogOpHeaderSize + tb.blf.EncodedSize())
+		for _, r := range tb.blf.Runs() {
+			lo := r.First * ondisk.BlfChunk
+			hi := min((r.First+r.N)*ondisk.BlfChunk, len(tb.b.Data))
+			tb.size += int64(ondisk.LogOpHeaderSize + hi - lo)
+		}
+	}
+	t.size += tb.size
 }
 
 func (t *Transaction) join(b *cache.Buf) *tbuf {
@@ -184,6 +206,7 @@ func (t *Transaction) joined(daddr int64, nBB int, revive bool) (*cache.Buf, boo
 				return nil, false, fmt.Errorf("journal: buffer at daddr %d (%d BBs) was freed and cancelled in this transaction", daddr, nBB)
 			}
 			tb.cancel = false
+			t.resize(tb)
 		}
 		return tb.b, true, nil
 	}
@@ -243,6 +266,7 @@ func (t *Transaction) LogRange(b *cache.Buf, first, last int) {
 	}
 	tb.blf.MarkDirty(first, last)
 	tb.anyDirty = true
+	t.resize(tb)
 }
 
 // LogInode records that the inode at byte offset off of a joined inode
@@ -261,6 +285,7 @@ func (t *Transaction) LogInode(b *cache.Buf, off int) {
 	}
 	tb.blf.MarkDirty(off, off+isz-1)
 	tb.anyDirty = true
+	t.resize(tb)
 }
 
 // IJoin hands the transaction an inode whose ILOCK the caller holds
@@ -328,16 +353,17 @@ func (t *Transaction) Binval(b *cache.Buf) {
 	clear(tb.blf.DataMap)
 	tb.inodes = nil
 	tb.anyDirty = false
+	t.resize(tb)
 }
 
 // Size is the number of bytes the transaction logs so far: its op headers
 // and regions (compare with Session.MaxTransBytes).
 func (t *Transaction) Size() int64 {
-	var n int64
-	for _, op := range t.ops(0) {
-		n += int64(ondisk.LogOpHeaderSize + len(op.data))
+	if t.size == 0 {
+		return 0
 	}
-	return n
+	// START, the transaction header's op and region, COMMIT.
+	return t.size + 3*ondisk.LogOpHeaderSize + ondisk.TransHeaderSize
 }
 
 // Len is the number of buffers joined.

@@ -606,3 +606,66 @@ func TestCancelledBufferRevived(t *testing.T) {
 	}
 	testimg.Repair(t, img)
 }
+
+// opsSize is what Size must equal: the op stream ops builds, measured.
+func opsSize(tx *Transaction) int64 {
+	var n int64
+	for _, op := range tx.ops(0) {
+		n += int64(ondisk.LogOpHeaderSize + len(op.data))
+	}
+	return n
+}
+
+// Size, kept as a running count, equals the size of the op stream the
+// commit writes after every kind of change: ranges logged (overlapping,
+// adjacent, far apart), inodes logged, a buffer cancelled, then revived.
+func TestSizeRunningCount(t *testing.T) {
+	testimg.Need(t)
+	img := mkImage(t, nil)
+	ss := openSession(t, img)
+	tx := ss.s.Begin()
+	defer tx.Cancel()
+	check := func(step string) {
+		t.Helper()
+		if got, want := tx.Size(), opsSize(tx); got != want {
+			t.Fatalf("%s: Size %d, op stream %d", step, got, want)
+		}
+	}
+	check("empty")
+	g := ss.fg
+	sb, err := tx.ReadBuf(0, g.SectBBs(), ondisk.KindSB, ondisk.VerifyCtx{G: g, AG: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("joined, nothing logged")
+	tx.LogRange(sb, 108, 119)
+	check("label")
+	tx.LogRange(sb, 0, 3)
+	check("magic")
+	tx.LogRange(sb, 100, 130)
+	check("overlapping")
+	agi, err := tx.ReadBuf(g.AGIDaddr(1), g.SectBBs(), ondisk.KindAGI, ondisk.VerifyCtx{G: g, AG: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.LogRange(agi, ondisk.AGIUnlinkedOffset(5), ondisk.AGIUnlinkedOffset(5)+3)
+	check("agi bucket")
+	root, ok := g.ImapAligned(0, g.InoToAgino(g.SB.RootIno))
+	if !ok {
+		t.Skip("root inode location needs the inobt")
+	}
+	cl, err := tx.ReadBuf(root.Daddr, root.Len, ondisk.KindInodeCluster, ondisk.VerifyCtx{G: g, AG: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.LogInode(cl, root.Offset)
+	check("inode")
+	tx.Binval(cl)
+	check("cancelled")
+	if _, err := tx.GetBuf(root.Daddr, root.Len, ondisk.KindInodeCluster); err != nil {
+		t.Fatal(err)
+	}
+	check("revived, nothing logged")
+	tx.LogRange(cl, 0, 511)
+	check("revived and logged")
+}
