@@ -2,11 +2,9 @@ package journal
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"testing"
@@ -99,22 +97,6 @@ func readBB(t *testing.T, img string, daddr int64) []byte {
 	return b
 }
 
-func fileSum(t *testing.T, img string) [32]byte {
-	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	var s [32]byte
-	copy(s[:], h.Sum(nil))
-	return s
-}
-
 // TestRecoverCancelTable checks the cancel semantics of pass 1 and pass 2
 // on a block of free space, against the kernel's recovery of a copy: a
 // buffer logged and then cancelled is not replayed; logged again after
@@ -184,7 +166,7 @@ func TestRecoverRefusesIntent(t *testing.T) {
 	x := g.AgbToDaddr(1, g.AGBlocks-16)
 	writeTransactions(t, dev, lg, st, [][][]byte{dataBufItem(x, 0x11)}, [][][]byte{efiItem(), dataBufItem(x+1, 0x22)})
 	dev.Close()
-	sum := fileSum(t, img)
+	sum := testimg.Hash(t, img)
 	for _, dry := range []bool{true, false} {
 		dev, lg, st := openWriteDev(t, img)
 		_, err := Recover(dev, g, lg, st, RecoverOptions{DryRun: dry})
@@ -196,7 +178,7 @@ func TestRecoverRefusesIntent(t *testing.T) {
 		if !strings.Contains(err.Error(), "XFS_LI_EFI (1)") || !strings.Contains(err.Error(), "mount the filesystem") {
 			t.Errorf("refusal text: %v", err)
 		}
-		if fileSum(t, img) != sum {
+		if testimg.Hash(t, img) != sum {
 			t.Fatalf("a refused Recover wrote to the image")
 		}
 	}
@@ -205,14 +187,14 @@ func TestRecoverRefusesIntent(t *testing.T) {
 // TestRecoverCleanWritesNothing: a clean log is reported, nothing written.
 func TestRecoverCleanWritesNothing(t *testing.T) {
 	img := mkImage(t, nil)
-	sum := fileSum(t, img)
+	sum := testimg.Hash(t, img)
 	dev, lg, st := openWriteDev(t, img)
 	rep, err := Recover(dev, fsGeometry(t, dev), lg, st, RecoverOptions{})
 	dev.Close()
 	if err != nil || !rep.Clean {
 		t.Fatalf("Recover on a clean log: %+v, %v", rep, err)
 	}
-	if fileSum(t, img) != sum {
+	if testimg.Hash(t, img) != sum {
 		t.Errorf("Recover of a clean log wrote to the image")
 	}
 }

@@ -40,7 +40,7 @@ func flipByte(t *testing.T, path string, off int64) {
 // checks that the scan wrote nothing. It returns the AG's error.
 func scanExpectAGError(t *testing.T, img string, bad uint32, want ...string) string {
 	t.Helper()
-	before := sha(t, img)
+	before := testimg.Hash(t, img)
 	fs := openRO(t, img)
 	r, err := fs.Scan(nil)
 	if err != nil {
@@ -65,7 +65,7 @@ func scanExpectAGError(t *testing.T, img string, bad uint32, want ...string) str
 		}
 	}
 	fs.Close()
-	if sha(t, img) != before {
+	if testimg.Hash(t, img) != before {
 		t.Errorf("the scan of a corrupt image wrote to it")
 	}
 	return msg

@@ -246,7 +246,7 @@ func TestFreeKeepThenEmptyChunks(t *testing.T) {
 // is unchanged, even opened read-write.
 func TestFreeDryRunWritesNothing(t *testing.T) {
 	img := cleanOrphans(t, "orphans")
-	h := sha(t, img)
+	h := testimg.Hash(t, img)
 	fs := openRO(t, img)
 	rep, err := fs.Free(FreeOptions{Orphans: true, EmptyChunks: true, DryRun: true})
 	fs.Close()
@@ -256,7 +256,7 @@ func TestFreeDryRunWritesNothing(t *testing.T) {
 	if len(rep.Inodes) != 313 || len(rep.Chunks) == 0 {
 		t.Errorf("dry run plans %d inodes, %d chunks", len(rep.Inodes), len(rep.Chunks))
 	}
-	if sha(t, img) != h {
+	if testimg.Hash(t, img) != h {
 		t.Error("the dry run changed the image")
 	}
 }
@@ -418,19 +418,19 @@ func TestFreeNothingWritesNothing(t *testing.T) {
 	testimg.Need(t, "xfs_db")
 	img := testimg.Path(t, "default")
 	root := mustU(t, testimg.ParseFields(testimg.DB(t, img, "sb 0", "p rootino"))["rootino"])
-	before := sha(t, img)
+	before := testimg.Hash(t, img)
 	rep := runFree(t, img, FreeOptions{Inos: []uint64{root}})
 	if len(rep.Refused) != 1 || rep.Transactions != 0 {
 		t.Errorf("--ino root: refused %v, %d transactions", rep.Refused, rep.Transactions)
 	}
-	if sha(t, img) != before {
+	if testimg.Hash(t, img) != before {
 		t.Error("a run that refused everything wrote to the image")
 	}
 	rep = runFree(t, img, FreeOptions{Orphans: true, EmptyChunks: true})
 	if rep.Failed() || rep.Transactions != 0 || rep.InodesFreed != 0 || rep.ChunksFreed != 0 {
 		t.Errorf("--orphans --empty-chunks on a fresh filesystem: %+v", rep)
 	}
-	if sha(t, img) != before {
+	if testimg.Hash(t, img) != before {
 		t.Error("a run with nothing to free wrote to the image")
 	}
 }

@@ -1,10 +1,7 @@
 package xfs
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"regexp"
@@ -12,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/xfsfree/xfsfree/internal/testimg"
-	"golang.org/x/sys/unix"
 )
 
 // openRO opens img read-only; the test's cleanup closes it.
@@ -38,45 +34,6 @@ func num(t testing.TB, f map[string]string, key string) uint64 {
 		t.Fatalf("xfs_db %s = %q: %v", key, v, err)
 	}
 	return n
-}
-
-// sha returns a SHA-256 of the file at path: of its size and of every data
-// segment with its offset (SEEK_DATA/SEEK_HOLE), so that a sparse 4 GiB image
-// hashes in the time its data takes to read. A write anywhere changes it.
-func sha(t testing.TB, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	size := fi.Size()
-	h := sha256.New()
-	fmt.Fprintf(h, "size %d\n", size)
-	fd := int(f.Fd())
-	for off := int64(0); off < size; {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if err == unix.ENXIO {
-			break
-		}
-		if err != nil {
-			data = off
-		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil {
-			hole = size
-		}
-		fmt.Fprintf(h, "data %d\n", data)
-		if _, err := io.Copy(h, io.NewSectionReader(f, data, hole-data)); err != nil {
-			t.Fatal(err)
-		}
-		off = hole
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // logprint is what `xfs_logprint -t` says of the log: its tail and head

@@ -15,7 +15,7 @@ func TestInfoAgainstXfsDB(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			testimg.Need(t, "xfs_db", "xfs_logprint")
 			img := testimg.Path(t, name)
-			before := sha(t, img)
+			before := testimg.Hash(t, img)
 			fs := openRO(t, img)
 			r, err := fs.Info()
 			if err != nil {
@@ -141,7 +141,7 @@ func TestInfoAgainstXfsDB(t *testing.T) {
 				t.Errorf("log clean %v but note %q", r.Log.Clean, r.Log.Note)
 			}
 			fs.Close()
-			if after := sha(t, img); after != before {
+			if after := testimg.Hash(t, img); after != before {
 				t.Errorf("Info changed the image")
 			}
 		})

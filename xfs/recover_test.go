@@ -154,7 +154,7 @@ func checkRecoveredClean(t *testing.T, img string) {
 	if out, err := exec.Command("xfs_logprint", "-t", img).CombinedOutput(); err != nil || !strings.Contains(string(out), "state: <CLEAN>") {
 		t.Errorf("xfs_logprint -t after recover: %v\n%s", err, out)
 	}
-	sum := sha(t, img)
+	sum := testimg.Hash(t, img)
 	rep, err := Recover(img, RecoverOptions{})
 	if err != nil {
 		t.Fatalf("second Recover: %v", err)
@@ -162,7 +162,7 @@ func checkRecoveredClean(t *testing.T, img string) {
 	if !rep.Clean {
 		t.Errorf("second Recover: log not clean: %+v", rep.RecoverReport)
 	}
-	if sha(t, img) != sum {
+	if testimg.Hash(t, img) != sum {
 		t.Errorf("second Recover on a clean log wrote to the image")
 	}
 }
@@ -297,12 +297,12 @@ func TestRecoverShutdownMatchesKernel(t *testing.T) {
 // TestRecoverDryRun: a dry run reports the same replay and writes nothing.
 func TestRecoverDryRun(t *testing.T) {
 	img := shutdownImage(t)
-	sum := sha(t, img)
+	sum := testimg.Hash(t, img)
 	dry, err := Recover(img, RecoverOptions{DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sha(t, img) != sum {
+	if testimg.Hash(t, img) != sum {
 		t.Fatalf("a dry run wrote to the image")
 	}
 	if !dry.DryRun || dry.Clean || dry.UnmountLSN != "" || dry.WrittenBytes == 0 {
@@ -432,7 +432,7 @@ func TestRecoverRefusesEFI(t *testing.T) {
 	if !ok {
 		t.Skip("no run left an EFI in the log (the intent and done item kept landing in one checkpoint)")
 	}
-	sum := sha(t, img)
+	sum := testimg.Hash(t, img)
 	for _, dry := range []bool{true, false} {
 		_, err := Recover(img, RecoverOptions{DryRun: dry})
 		var ue *journal.UnsupportedItemsError
@@ -443,7 +443,7 @@ func TestRecoverRefusesEFI(t *testing.T) {
 			t.Errorf("refusal does not name the EFI or say to mount: %v", err)
 		}
 		t.Logf("refused: %v", err)
-		if sha(t, img) != sum {
+		if testimg.Hash(t, img) != sum {
 			t.Fatalf("a refused recover wrote to the image")
 		}
 	}
@@ -456,7 +456,7 @@ func TestRecoverRefusesEFI(t *testing.T) {
 // TestRecoverCleanLog: a clean log is reported and nothing is written.
 func TestRecoverCleanLog(t *testing.T) {
 	img := testimg.Path(t, "default")
-	sum := sha(t, img)
+	sum := testimg.Hash(t, img)
 	rep, err := Recover(img, RecoverOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -464,7 +464,7 @@ func TestRecoverCleanLog(t *testing.T) {
 	if !rep.Clean || rep.Written != 0 {
 		t.Errorf("clean log: %+v", rep.RecoverReport)
 	}
-	if sha(t, img) != sum {
+	if testimg.Hash(t, img) != sum {
 		t.Errorf("recover of a clean log wrote to the image")
 	}
 }

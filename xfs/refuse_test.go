@@ -20,7 +20,7 @@ import (
 
 func expectRefused(t *testing.T, img string, want ...string) error {
 	t.Helper()
-	before := sha(t, img)
+	before := testimg.Hash(t, img)
 	fs, err := Open(img, Options{ReadOnly: true})
 	if err == nil {
 		fs.Close()
@@ -35,7 +35,7 @@ func expectRefused(t *testing.T, img string, want ...string) error {
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("error is not one line: %q", err)
 	}
-	if sha(t, img) != before {
+	if testimg.Hash(t, img) != before {
 		t.Errorf("the refused Open wrote to the image")
 	}
 	return err

@@ -19,7 +19,7 @@ func TestScanAgainstXfsDB(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			testimg.Need(t, "xfs_db")
 			img := testimg.Path(t, name)
-			before := sha(t, img)
+			before := testimg.Hash(t, img)
 			fs := openRO(t, img)
 			var calls []int
 			r, err := fs.Scan(func(done, total int) {
@@ -130,7 +130,7 @@ func TestScanAgainstXfsDB(t *testing.T) {
 				t.Errorf("fixture %s: %d orphans, want none", name, r.Orphans)
 			}
 			fs.Close()
-			if sha(t, img) != before {
+			if testimg.Hash(t, img) != before {
 				t.Errorf("Scan changed the image")
 			}
 		})

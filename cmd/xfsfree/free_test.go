@@ -51,21 +51,21 @@ func TestFreeCLI(t *testing.T) {
 	testimg.Need(t, "xfs_db", "xfs_repair")
 	img := testimg.Path(t, "orphans")
 	ref := testimg.Path(t, "orphans")
-	sum := fileSum(t, img)
+	sum := testimg.Hash(t, img)
 	expectFailure(t, runCLI(t, "free", "--orphans", img), exitFailed, "recover")
-	if fileSum(t, img) != sum {
+	if testimg.Hash(t, img) != sum {
 		t.Fatal("free on a dirty log wrote to the image")
 	}
 	expectFailure(t, runCLI(t, "free", img), exitUsage, "--orphans")
 	if r := runCLI(t, "recover", img); r.code != 0 {
 		t.Fatalf("recover: exit %d: %s", r.code, r.stderr)
 	}
-	sum = fileSum(t, img)
+	sum = testimg.Hash(t, img)
 	r := runCLI(t, "free", "--orphans", "--dry-run", img)
 	if r.code != 0 || !strings.Contains(r.stdout, "would free 313 orphan(s)") {
 		t.Errorf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if fileSum(t, img) != sum {
+	if testimg.Hash(t, img) != sum {
 		t.Fatal("--dry-run wrote to the image")
 	}
 	r = runCLI(t, "free", "--orphans", "--json", "--stats", img)

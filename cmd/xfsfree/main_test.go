@@ -2,12 +2,9 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +14,6 @@ import (
 
 	"github.com/xfsfree/xfsfree/internal/testimg"
 	"github.com/xfsfree/xfsfree/xfs"
-	"golang.org/x/sys/unix"
 )
 
 // bin is the xfsfree binary TestMain builds.
@@ -118,7 +114,7 @@ func TestInfoScanFixtures(t *testing.T) {
 	for _, name := range testimg.ReadOnlyFixtures() {
 		t.Run(name, func(t *testing.T) {
 			img := testimg.Path(t, name)
-			before := fileSum(t, img)
+			before := testimg.Hash(t, img)
 			fs, err := xfs.Open(img, xfs.Options{ReadOnly: true})
 			if err != nil {
 				t.Fatal(err)
@@ -160,7 +156,7 @@ func TestInfoScanFixtures(t *testing.T) {
 			if want := fmt.Sprintf("total: %d orphan(s)", scan.Orphans); !strings.Contains(r.stdout, want) {
 				t.Errorf("scan output lacks %q:\n%s", want, r.stdout)
 			}
-			if fileSum(t, img) != before {
+			if testimg.Hash(t, img) != before {
 				t.Errorf("info/scan wrote to the image")
 			}
 		})
@@ -270,7 +266,7 @@ func TestScanCorruptAG(t *testing.T) {
 	b[0] ^= 0xff
 	f.WriteAt(b, off)
 	f.Close()
-	before := fileSum(t, img)
+	before := testimg.Hash(t, img)
 
 	r := runCLI(t, "scan", img)
 	expectFailure(t, r, exitFailed, "AG 1", fmt.Sprintf("daddr %d", (off-32)/512), "crc")
@@ -287,45 +283,7 @@ func TestScanCorruptAG(t *testing.T) {
 		t.Errorf("scan --json: errors %+v, %d orphans", rep.Errors, rep.Orphans)
 	}
 	expectFailure(t, runCLI(t, "info", img), exitFailed, "AG 1", "crc")
-	if fileSum(t, img) != before {
+	if testimg.Hash(t, img) != before {
 		t.Errorf("scan of a corrupt image wrote to it")
 	}
-}
-
-// fileSum fingerprints an image: its size and every data segment with its
-// offset (SEEK_DATA/SEEK_HOLE), so a sparse 4 GiB image hashes quickly.
-func fileSum(t *testing.T, path string) string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	size := fi.Size()
-	h := sha256.New()
-	fmt.Fprintf(h, "size %d\n", size)
-	fd := int(f.Fd())
-	for off := int64(0); off < size; {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if err == unix.ENXIO {
-			break
-		}
-		if err != nil {
-			data = off
-		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil {
-			hole = size
-		}
-		fmt.Fprintf(h, "data %d\n", data)
-		if _, err := io.Copy(h, io.NewSectionReader(f, data, hole-data)); err != nil {
-			t.Fatal(err)
-		}
-		off = hole
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
