@@ -235,6 +235,16 @@ func (ip *Inode) MoveDirtyToLastFlushed() uint32 {
 	return ip.MoveDirtyToLastFlushedLocked()
 }
 
+// UndoMoveDirtyLocked undoes MoveDirtyToLastFlushedLocked of a flush that
+// never started (a cluster free whose transaction was cancelled): the
+// fields being flushed become dirty again and the flush lock is released.
+// Hold the flags lock.
+func (ip *Inode) UndoMoveDirtyLocked() {
+	ip.dirty |= ip.lastFlushed
+	ip.lastFlushed = 0
+	ip.flags &^= IFlushing
+}
+
 // FlushDone ends a flush that was written: clears the last-flushed
 // fields and releases the flush lock (xfs_iflush_done).
 func (ip *Inode) FlushDone() {

@@ -43,18 +43,30 @@ func FreeClusters(tx Tx, ic *cache.InodeCache, g *ondisk.Geometry, agno, startin
 			return err
 		}
 		for i := uint32(0); i < g.InodesPerCluster; i++ {
-			markStale(ic, g, bp, agno, cl.FirstAgino+i, held)
+			if undo := markStale(ic, g, bp, agno, cl.FirstAgino+i, held); undo != nil {
+				if c, ok := tx.(canceller); ok {
+					c.OnCancel(undo)
+				}
+			}
 		}
 		tx.Binval(bp)
 	}
 	return nil
 }
 
-// markStale is xfs_ifree_mark_inode_stale for one inode number.
-func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, agino uint32, held func(*cache.Inode) bool) {
+// canceller is a transaction that can undo in-memory state when it is
+// cancelled (journal.Transaction.OnCancel). The kernel never cancels a
+// dirty transaction (it shuts the filesystem down instead); xfsfree
+// cancels the one a corrupt block stops, and goes on with the others, so
+// the STALE marks of a cluster free that did not commit are taken back.
+type canceller interface{ OnCancel(func()) }
+
+// markStale is xfs_ifree_mark_inode_stale for one inode number. It returns
+// what undoes it if the transaction is cancelled (nil: nothing was done).
+func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, agino uint32, held func(*cache.Inode) bool) (undo func()) {
 	ino := g.Ino(agno, agino)
 	if ic == nil {
-		return
+		return nil
 	}
 	for {
 		ip, ok := ic.Lookup(agno, agino)
@@ -66,7 +78,7 @@ func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, ag
 		// Reclaimed (its number changed to 0) or already stale: skip.
 		if ip.InoLocked() != ino || ip.FlagsLocked()&cache.IStale != 0 {
 			ip.UnlockFlags()
-			return
+			return nil
 		}
 		// ILOCK without waiting, under the flags lock: waiting here
 		// would invert the lock order against a holder of the ILOCK that
@@ -78,6 +90,7 @@ func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, ag
 			continue
 		}
 		ip.SetFlagsLocked(cache.IStale)
+		undo = func() { ip.ClearFlags(cache.IStale) }
 		switch {
 		case !ip.TryFlushLockLocked():
 			// Writeback holds its flush lock: it is already attached to
@@ -95,13 +108,23 @@ func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, ag
 			// (the commit that dirtied it attached it): attach it once.
 			ip.MoveDirtyToLastFlushedLocked()
 			ip.UnlockFlags()
-			if !slices.Contains(bp.Items(), any(ip)) {
+			attached := !slices.Contains(bp.Items(), any(ip))
+			if attached {
 				bp.Attach(ip)
+			}
+			undo = func() {
+				if attached {
+					bp.DetachItem(ip)
+				}
+				ip.LockFlags()
+				ip.UndoMoveDirtyLocked()
+				ip.ClearFlagsLocked(cache.IStale)
+				ip.UnlockFlags()
 			}
 		}
 		if !mine {
 			ip.IUnlock(cache.ILockExcl)
 		}
-		return
+		return undo
 	}
 }

@@ -132,6 +132,7 @@ type Transaction struct {
 	bufs     map[int64]*tbuf // by daddr
 	inodes   []*tinode       // joined with IJoin, in join order
 	onCommit []func()
+	onCancel []func()
 	done     bool
 	size     int64 // Σ tbuf.size: the items' op headers and regions
 }
@@ -343,6 +344,12 @@ func (t *Transaction) LogInodeCore(b *cache.Buf, off int, ip *cache.Inode, field
 // the commit): fn must not take buffer or inode locks.
 func (t *Transaction) OnCommit(fn func()) { t.onCommit = append(t.onCommit, fn) }
 
+// OnCancel adds fn to the functions Cancel calls, in reverse order, before
+// it restores and releases the transaction's buffers and inodes: undo of
+// in-memory state the transaction changed outside its buffers (the cluster
+// free's STALE marks). fn must not take buffer or inode locks.
+func (t *Transaction) OnCancel(fn func()) { t.onCancel = append(t.onCancel, fn) }
+
 // Binval cancels a joined buffer (xfs_trans_binval): at commit a buffer
 // cancel item is logged (XFS_BLF_CANCEL, no type, an empty bitmap) and the
 // buffer is marked STALE: it is never written in place, and recovery
@@ -378,6 +385,10 @@ func (t *Transaction) Cancel() {
 		return
 	}
 	t.done = true
+	for i := len(t.onCancel) - 1; i >= 0; i-- {
+		t.onCancel[i]()
+	}
+	t.onCancel = nil
 	for _, tb := range t.bufs {
 		if tb.valid {
 			copy(tb.b.Data, tb.orig)
