@@ -41,6 +41,7 @@ recovered by 'xfsfree recover' or by a kernel mount.
   info     geometry, features, log state and per-AG inode counts (read-only)
   scan     orphans on the AGI unlinked lists and fully free inode chunks:
            what 'free' would release (read-only)
+  check    verify CRCs, btrees and AG counters against each other (read-only)
   recover  replay a dirty log (a snapshot's, a crash's) and leave it clean
   free     free orphans (--orphans), chunks already entirely free
            (--empty-chunks) or given orphans (--ino N...)
@@ -61,7 +62,7 @@ Exit codes: 0 done, 1 refused or failed, 2 usage error.`,
 	root.RunE = func(_ *cobra.Command, args []string) error {
 		return usageError{errors.New("no command given (info, scan, recover, free)")}
 	}
-	root.AddCommand(newInfoCmd(g), newScanCmd(g), newRecoverCmd(g), newFreeCmd(g))
+	root.AddCommand(newInfoCmd(g), newScanCmd(g), newCheckCmd(g), newRecoverCmd(g), newFreeCmd(g))
 	var crash crashFlags
 	addCrashFlags(root, &crash)
 	root.AddCommand(newDebugCmd(g, &crash))
