@@ -75,6 +75,8 @@ type agChecker struct {
 	agno     uint32
 	res      AGCheck
 	problems []CheckProblem
+	agi      *ondisk.AGI // nil if it could not be read
+	agf      *ondisk.AGF // nil if it could not be read
 }
 
 func (c *agChecker) fail(daddr int64, err error) {
@@ -155,6 +157,7 @@ func (c *agChecker) checkAGI() {
 		c.fail(g.AGIDaddr(agno), err)
 		return
 	}
+	c.agi = a
 	d := g.AGIDaddr(agno)
 	recs, err := inobt.Records(inobt.Tree(fs.Cache, g, a, false))
 	if err != nil {
@@ -228,6 +231,7 @@ func (c *agChecker) checkAGF() {
 		c.fail(d, err)
 		return
 	}
+	c.agf = f
 	// The AGFL.
 	fld := g.AGFLDaddr(agno)
 	if b, err := fs.Cache.Get(fld, g.SectBBs(), ondisk.KindAGFL, ondisk.VerifyCtx{G: g, AG: agno, Daddr: fld}); err != nil {
@@ -376,9 +380,7 @@ func (fs *FS) Check(progress func(done, total int)) (*CheckReport, error) {
 		c.res.Problems = len(c.problems)
 		r.AGs[agno], perAG[agno] = c.res, c.problems
 		// The header counters, for the superblock comparison.
-		a, errI := agi.Read(fs.Cache, g, agno)
-		f, errF := agi.ReadAGF(fs.Cache, g, agno)
-		if errI == nil && errF == nil {
+		if a, f := c.agi, c.agf; a != nil && f != nil {
 			h := &headers[agno]
 			h.icount, h.ifree = uint64(a.Count), uint64(a.FreeCount)
 			h.fdblocks = uint64(f.FreeBlks) + uint64(f.FLCount) + uint64(f.BtreeBlks)

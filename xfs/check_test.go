@@ -185,6 +185,18 @@ func TestCheckCorrupt(t *testing.T) {
 			t.Errorf("problems: %+v", r.Problems)
 		}
 	})
+	t.Run("sb-icount", func(t *testing.T) {
+		// v5 counters are lazy: a superblock count off is a warning
+		// saying so, not a problem.
+		img := testimg.Path(t, "default")
+		n := num(t, field(img, "sb 0", "p icount"), "icount")
+		testimg.DBWrite(t, img, "sb 0", fmt.Sprintf("write -d icount %d", n+64))
+		r := runCheck(t, img)
+		if !r.Clean || !r.LazyCount || len(r.Warnings) != 1 || r.Warnings[0].Field != "sb_icount" ||
+			r.Warnings[0].Daddr != 0 || !strings.Contains(r.Warnings[0].Message, "lazy superblock counters") {
+			t.Errorf("problems %+v, warnings %+v", r.Problems, r.Warnings)
+		}
+	})
 	t.Run("agf-bad-crc", func(t *testing.T) {
 		img := testimg.Path(t, "default")
 		fs := openRO(t, img)
