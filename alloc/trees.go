@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 
 	"github.com/xfsfree/xfsfree/btree"
+	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
@@ -88,23 +89,30 @@ func rmapKey(bno uint32, o Owner) []byte {
 	return k
 }
 
-// tree opens btree i (ondisk.AGFBno, AGFCnt, AGFRmap) as the AGF holds it
-// now. The root can move during a change (SetRoot), so callers open it
-// again for each step.
-func (ag *AG) tree(i int) *btree.Tree {
-	t := &btree.Tree{G: ag.G, AG: ag.Agno, Root: ag.Root(i), Levels: ag.Levels(i),
-		SetRoot: func(tx btree.Tx, root uint32, levels int) error { return ag.setRoot(tx, i, root, levels) }}
+// Tree describes AGF btree i (ondisk.AGFBno, AGFCnt, AGFRmap) of AG agno
+// with the given root and height, for walking and lookups: its record
+// keys, key order and block kind. It has no SetRoot or Blocks: changes go
+// through an AG (ag.tree).
+func Tree(c *cache.Cache, g *ondisk.Geometry, agno uint32, i int, root uint32, levels int) *btree.Tree {
+	t := &btree.Tree{Cache: c, G: g, AG: agno, Root: root, Levels: levels}
 	switch i {
 	case ondisk.AGFBno:
 		t.Type, t.Kind, t.RecKey, t.Cmp = ondisk.BtBnobt, ondisk.KindBnobt, allocRecKey, bnoCmp
-		t.Blocks = &AGFLBlocks{AG: ag}
 	case ondisk.AGFCnt:
 		t.Type, t.Kind, t.RecKey, t.Cmp = ondisk.BtCntbt, ondisk.KindCntbt, allocRecKey, cntCmp
-		t.Blocks = &AGFLBlocks{AG: ag}
 	case ondisk.AGFRmap:
 		t.Type, t.Kind, t.RecKey, t.RecHighKey, t.Cmp = ondisk.BtRmapbt, ondisk.KindRmapbt, rmapRecKey, rmapRecHighKey, rmapCmp
-		t.Blocks = &AGFLBlocks{AG: ag, Rmap: true}
 	}
+	return t
+}
+
+// tree opens btree i (ondisk.AGFBno, AGFCnt, AGFRmap) as the AGF holds it
+// now, for changes. The root can move during a change (SetRoot), so
+// callers open it again for each step.
+func (ag *AG) tree(i int) *btree.Tree {
+	t := Tree(nil, ag.G, ag.Agno, i, ag.Root(i), ag.Levels(i))
+	t.SetRoot = func(tx btree.Tx, root uint32, levels int) error { return ag.setRoot(tx, i, root, levels) }
+	t.Blocks = &AGFLBlocks{AG: ag, Rmap: i == ondisk.AGFRmap}
 	return t
 }
 

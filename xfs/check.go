@@ -2,12 +2,12 @@ package xfs
 
 import (
 	"cmp"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/xfsfree/xfsfree/agi"
+	"github.com/xfsfree/xfsfree/alloc"
 	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/inobt"
 	"github.com/xfsfree/xfsfree/ondisk"
@@ -87,65 +87,10 @@ func (c *agChecker) mismatch(daddr int64, st, field string, found, want any, msg
 	c.fail(daddr, ondisk.Where{AG: c.agno, Daddr: daddr}.Corrupt(st, field, found, want, msg))
 }
 
-// Free-space btree key functions, as alloc/trees.go describes the bnobt
-// (by startblock) and the cntbt (by blockcount, then startblock); the
-// rmapbt's (startblock, owner, offset without the unwritten bit).
-func allocKey(rec []byte) []byte { return rec[:8] }
-
-func bnoCmp(a, b []byte) int {
-	return cmp.Compare(binary.BigEndian.Uint32(a), binary.BigEndian.Uint32(b))
-}
-
-func cntCmp(a, b []byte) int {
-	if c := cmp.Compare(binary.BigEndian.Uint32(a[4:]), binary.BigEndian.Uint32(b[4:])); c != 0 {
-		return c
-	}
-	return bnoCmp(a, b)
-}
-
-func rmapKey(rec []byte) []byte {
-	r := ondisk.DecodeRmapRec(rec)
-	k := make([]byte, ondisk.RmapKeyLen)
-	ondisk.RmapKey{StartBlock: r.StartBlock, Owner: r.Owner, Offset: r.Offset &^ ondisk.RmapOffUnwritten}.Encode(k)
-	return k
-}
-
-func rmapHighKey(rec []byte) []byte {
-	r := ondisk.DecodeRmapRec(rec)
-	adj := r.BlockCount - 1
-	off := r.Offset &^ ondisk.RmapOffUnwritten
-	if ondisk.IsInodeOwner(r.Owner) && off&ondisk.RmapOffBmbtBlock == 0 {
-		off = ((off & ondisk.RmapOffMask) + uint64(adj)) | (off &^ ondisk.RmapOffMask)
-	}
-	k := make([]byte, ondisk.RmapKeyLen)
-	ondisk.RmapKey{StartBlock: r.StartBlock + adj, Owner: r.Owner, Offset: off}.Encode(k)
-	return k
-}
-
-func rmapCmp(a, b []byte) int {
-	x, y := ondisk.DecodeRmapKey(a), ondisk.DecodeRmapKey(b)
-	if c := cmp.Compare(x.StartBlock, y.StartBlock); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(x.Owner, y.Owner); c != 0 {
-		return c
-	}
-	return cmp.Compare(x.Offset&^ondisk.RmapOffUnwritten, y.Offset&^ondisk.RmapOffUnwritten)
-}
-
 // agfTree is the read-only view of AGF btree i (ondisk.AGFBno, AGFCnt,
 // AGFRmap), for walking.
 func (fs *FS) agfTree(agf *ondisk.AGF, i int) *btree.Tree {
-	t := &btree.Tree{Cache: fs.Cache, G: fs.G, AG: agf.SeqNo, Root: agf.Roots[i], Levels: int(agf.Levels[i])}
-	switch i {
-	case ondisk.AGFBno:
-		t.Type, t.Kind, t.RecKey, t.Cmp = ondisk.BtBnobt, ondisk.KindBnobt, allocKey, bnoCmp
-	case ondisk.AGFCnt:
-		t.Type, t.Kind, t.RecKey, t.Cmp = ondisk.BtCntbt, ondisk.KindCntbt, allocKey, cntCmp
-	case ondisk.AGFRmap:
-		t.Type, t.Kind, t.RecKey, t.RecHighKey, t.Cmp = ondisk.BtRmapbt, ondisk.KindRmapbt, rmapKey, rmapHighKey, rmapCmp
-	}
-	return t
+	return alloc.Tree(fs.Cache, fs.G, agf.SeqNo, i, agf.Roots[i], int(agf.Levels[i]))
 }
 
 // checkAGI reads the AGI, walks the inobt and finobt, and checks the
