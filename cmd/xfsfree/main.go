@@ -60,7 +60,7 @@ Exit codes: 0 done, 1 refused or failed, 2 usage error.`,
 	// Without a command there is nothing to do: a usage error (exit 2).
 	// Extra words are still reported by cobra as an unknown command.
 	root.RunE = func(_ *cobra.Command, args []string) error {
-		return usageError{errors.New("no command given (info, scan, recover, free)")}
+		return usageError{errors.New("no command given (info, scan, check, recover, free)")}
 	}
 	root.AddCommand(newInfoCmd(g), newScanCmd(g), newCheckCmd(g), newRecoverCmd(g), newFreeCmd(g))
 	var crash crashFlags
