@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/xfsfree/xfsfree/xfs"
@@ -27,23 +26,9 @@ Exit status is 1 if any problem is found (each names the AG, the block,
 the structure and the field), 0 if the filesystem checks clean.`,
 		Args: exactlyOneDevice,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fs, err := xfs.Open(args[0], xfs.Options{ReadOnly: true, Buffered: g.buffered})
+			rep, err := readOnlyReport(g, args[0], "checking AGs", (*xfs.FS).Check, printCheck)
 			if err != nil {
 				return err
-			}
-			defer fs.Close()
-			p := newProgress(g, "checking AGs")
-			rep, err := fs.Check(p.Update)
-			p.Done()
-			if err != nil {
-				return err
-			}
-			if g.json {
-				if err := printJSON(os.Stdout, rep); err != nil {
-					return err
-				}
-			} else {
-				printCheck(os.Stdout, rep)
 			}
 			if !rep.Clean {
 				return fmt.Errorf("%d problem(s) found (first: %s)", len(rep.Problems), rep.Problems[0].Message)

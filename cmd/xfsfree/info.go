@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -21,20 +20,10 @@ it is clean, and each AG's inode and free-space counts. It writes nothing and
 works on a dirty log too (the on-disk metadata may then lag the log).`,
 		Args: exactlyOneDevice,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fs, err := xfs.Open(args[0], xfs.Options{ReadOnly: true, Buffered: g.buffered})
-			if err != nil {
-				return err
-			}
-			defer fs.Close()
-			rep, err := fs.Info()
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(os.Stdout, rep)
-			}
-			printInfo(os.Stdout, rep)
-			return nil
+			_, err := readOnlyReport(g, args[0], "", func(fs *xfs.FS, _ func(int, int)) (*xfs.InfoReport, error) {
+				return fs.Info()
+			}, printInfo)
+			return err
 		},
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/xfsfree/xfsfree/xfs"
@@ -24,23 +23,11 @@ Exit status is 1 if any AG could not be scanned (the error names the AG,
 the block and the field).`,
 		Args: exactlyOneDevice,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fs, err := xfs.Open(args[0], xfs.Options{ReadOnly: true, Buffered: g.buffered})
+			rep, err := readOnlyReport(g, args[0], "scanning AGs", (*xfs.FS).Scan, func(w io.Writer, r *xfs.ScanReport) {
+				printScan(w, r, verbose)
+			})
 			if err != nil {
 				return err
-			}
-			defer fs.Close()
-			p := newProgress(g, "scanning AGs")
-			rep, err := fs.Scan(p.Update)
-			p.Done()
-			if err != nil {
-				return err
-			}
-			if g.json {
-				if err := printJSON(os.Stdout, rep); err != nil {
-					return err
-				}
-			} else {
-				printScan(os.Stdout, rep, verbose)
 			}
 			if len(rep.Errors) > 0 {
 				return fmt.Errorf("%d AG(s) could not be scanned (first: AG %d: %s)", len(rep.Errors), rep.Errors[0].AG, rep.Errors[0].Err)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xfsfree/xfsfree/xfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,4 +66,32 @@ func (p *progress) Done() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	fmt.Fprint(os.Stderr, "\r\033[K")
+}
+
+// readOnlyReport opens dev read-only, runs one read-only pass over it
+// (with progress on a terminal when label is set), and prints the report
+// as JSON (--json) or with text. The report is returned for the caller's
+// exit status.
+func readOnlyReport[R any](g *globalFlags, dev, label string, pass func(fs *xfs.FS, progress func(done, total int)) (R, error),
+	text func(io.Writer, R)) (R, error) {
+	var zero R
+	fs, err := xfs.Open(dev, xfs.Options{ReadOnly: true, Buffered: g.buffered})
+	if err != nil {
+		return zero, err
+	}
+	defer fs.Close()
+	var p *progress
+	if label != "" {
+		p = newProgress(g, label)
+	}
+	rep, err := pass(fs, p.Update)
+	p.Done()
+	if err != nil {
+		return zero, err
+	}
+	if g.json {
+		return rep, printJSON(os.Stdout, rep)
+	}
+	text(os.Stdout, rep)
+	return rep, nil
 }
