@@ -19,4 +19,5 @@ set -x
 ./xfsfree recover "$img"
 ./xfsfree free --orphans --stats "$img"
 ./xfsfree info "$img"
+./xfsfree check "$img"
 xfs_repair -n "$img"
