@@ -9,20 +9,10 @@ import (
 
 	"github.com/xfsfree/xfsfree/agi"
 	"github.com/xfsfree/xfsfree/inobt"
+	"github.com/xfsfree/xfsfree/internal/testfs"
 	"github.com/xfsfree/xfsfree/internal/testimg"
 	"github.com/xfsfree/xfsfree/ondisk"
-	"github.com/xfsfree/xfsfree/xfs"
 )
-
-func openRO(t testing.TB, img string) *xfs.FS {
-	t.Helper()
-	fs, err := xfs.Open(img, xfs.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatalf("Open %s: %v", img, err)
-	}
-	t.Cleanup(func() { fs.Close() })
-	return fs
-}
 
 func num(t testing.TB, f map[string]string, k string) uint64 {
 	t.Helper()
@@ -40,7 +30,7 @@ func TestReadAgainstXfsDB(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			testimg.Need(t, "xfs_db")
 			img := testimg.Path(t, name)
-			fs := openRO(t, img)
+			fs := testfs.OpenRO(t, img)
 			for agno := range fs.G.AGCount {
 				a, err := agi.Read(fs.Cache, fs.G, agno)
 				if err != nil {
@@ -81,7 +71,7 @@ func TestWalkBucket(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			testimg.Need(t, "xfs_db")
 			img := testimg.Path(t, name)
-			fs := openRO(t, img)
+			fs := testfs.OpenRO(t, img)
 			g := fs.G
 			total := 0
 			for agno := range g.AGCount {
@@ -138,7 +128,7 @@ func TestWalkBucket(t *testing.T) {
 // at an agino outside the AG.
 func TestWalkBucketWrongHead(t *testing.T) {
 	img := testimg.Path(t, "orphans")
-	fs := openRO(t, img)
+	fs := testfs.OpenRO(t, img)
 	g := fs.G
 	a, err := agi.Read(fs.Cache, g, 1)
 	if err != nil {

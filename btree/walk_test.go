@@ -10,20 +10,11 @@ import (
 	"github.com/xfsfree/xfsfree/agi"
 	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/inobt"
+	"github.com/xfsfree/xfsfree/internal/testfs"
 	"github.com/xfsfree/xfsfree/internal/testimg"
 	"github.com/xfsfree/xfsfree/ondisk"
 	"github.com/xfsfree/xfsfree/xfs"
 )
-
-func openRO(t testing.TB, img string) *xfs.FS {
-	t.Helper()
-	fs, err := xfs.Open(img, xfs.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatalf("Open %s: %v", img, err)
-	}
-	t.Cleanup(func() { fs.Close() })
-	return fs
-}
 
 func num(t testing.TB, v string) uint64 {
 	t.Helper()
@@ -89,7 +80,7 @@ func TestWalkAllocBtrees(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			testimg.Need(t, "xfs_db")
 			img := testimg.Path(t, name)
-			fs := openRO(t, img)
+			fs := testfs.OpenRO(t, img)
 			for agno := range fs.G.AGCount {
 				agf, err := agi.ReadAGF(fs.Cache, fs.G, agno)
 				if err != nil {
@@ -134,7 +125,7 @@ func TestWalkAllocBtrees(t *testing.T) {
 // records the walk returns are as many as the AGI counts chunks.
 func TestWalkLevels(t *testing.T) {
 	img := testimg.Path(t, "inobt3")
-	fs := openRO(t, img)
+	fs := testfs.OpenRO(t, img)
 	a, err := agi.Read(fs.Cache, fs.G, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +193,7 @@ func TestWalkCorruptShape(t *testing.T) {
 				t.Fatalf("inobt3 root has %d pointers", len(ptrs))
 			}
 			testimg.DBWrite(t, img, c.write(t, img, root, ptrs, g)...)
-			fs := openRO(t, img)
+			fs := testfs.OpenRO(t, img)
 			a, err := agi.Read(fs.Cache, fs.G, 0)
 			if err != nil {
 				t.Fatal(err)

@@ -5,20 +5,10 @@ import (
 
 	"github.com/xfsfree/xfsfree/agi"
 	"github.com/xfsfree/xfsfree/inobt"
+	"github.com/xfsfree/xfsfree/internal/testfs"
 	"github.com/xfsfree/xfsfree/internal/testimg"
 	"github.com/xfsfree/xfsfree/ondisk"
-	"github.com/xfsfree/xfsfree/xfs"
 )
-
-func openRO(t testing.TB, img string) *xfs.FS {
-	t.Helper()
-	fs, err := xfs.Open(img, xfs.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatalf("Open %s: %v", img, err)
-	}
-	t.Cleanup(func() { fs.Close() })
-	return fs
-}
 
 // sameRecords compares our records with xfs_db's, record for record.
 func sameRecords(t *testing.T, what string, got []ondisk.InobtRec, want []testimg.Record, sparse bool) {
@@ -47,7 +37,7 @@ func TestRecordsAgainstXfsDB(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			testimg.Need(t, "xfs_db")
 			img := testimg.Path(t, name)
-			fs := openRO(t, img)
+			fs := testfs.OpenRO(t, img)
 			g := fs.G
 			total := 0
 			for agno := range g.AGCount {
@@ -111,7 +101,7 @@ func TestLookupAndFind(t *testing.T) {
 	for _, name := range []string{"default", "nosparse", "inobt3"} {
 		t.Run(name, func(t *testing.T) {
 			img := testimg.Path(t, name)
-			fs := openRO(t, img)
+			fs := testfs.OpenRO(t, img)
 			for agno := range fs.G.AGCount {
 				a, err := agi.Read(fs.Cache, fs.G, agno)
 				if err != nil {
@@ -170,7 +160,7 @@ func TestLookupAndFind(t *testing.T) {
 // TestCheckRec feeds CheckRec records that break each of the kernel's
 // xfs_inobt_check_irec rules.
 func TestCheckRec(t *testing.T) {
-	fs := openRO(t, testimg.Path(t, "default"))
+	fs := testfs.OpenRO(t, testimg.Path(t, "default"))
 	g := fs.G
 	good := ondisk.InobtRec{StartIno: 128, Count: 64, FreeCount: 2, Free: 3}
 	if err := inobt.CheckRec(g, 0, good, "inobt"); err != nil {
@@ -207,7 +197,7 @@ func TestCheckRec(t *testing.T) {
 // three-level inobt) through a warm cache.
 func BenchmarkWalkInobt(b *testing.B) {
 	img := testimg.Path(b, "inobt3")
-	fs := openRO(b, img)
+	fs := testfs.OpenRO(b, img)
 	var agis []*ondisk.AGI
 	for agno := range fs.G.AGCount {
 		a, err := agi.Read(fs.Cache, fs.G, agno)

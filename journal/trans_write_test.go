@@ -533,7 +533,7 @@ func TestBigTransactionCrashMatrix(t *testing.T) {
 				t.Fatalf("tear=%v n=%d: xfs_repair -n exit %d\n%s", tear, n, code, out)
 			}
 			dev, lg, st := openWriteDev(t, ours)
-			if _, err := Recover(dev, openSession0(t, dev), lg, st, RecoverOptions{}); err != nil {
+			if _, err := Recover(dev, fsGeometry(t, dev), lg, st, RecoverOptions{}); err != nil {
 				t.Fatalf("tear=%v n=%d: xfsfree recovery: %v", tear, n, err)
 			}
 			dev.Close()
@@ -546,24 +546,6 @@ func TestBigTransactionCrashMatrix(t *testing.T) {
 			t.Logf("tear=%v n=%d: committed %v, label %q, kernel recovery %v", tear, n, committed, l, rec)
 		}
 	}
-}
-
-// openSession0 reads the filesystem geometry from an open device.
-func openSession0(t *testing.T, dev *cache.Device) *ondisk.Geometry {
-	t.Helper()
-	b, err := dev.ReadAt(0, 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := ondisk.DecodeSuperblock(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := ondisk.NewGeometry(sb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
 }
 
 // A buffer cancelled and then got again in the same transaction (a block
