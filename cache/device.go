@@ -88,7 +88,8 @@ type Device struct {
 	isBlock  bool
 	readOnly bool
 	buffered bool
-	attached []string // loop devices the image is attached to (not mounted)
+	attached []string   // loop devices the image is attached to (not mounted)
+	holds    []*os.File // the one-writer locks and loop guards (exclusive.go)
 
 	// wmu: aligned writes take it shared; read-modify-write takes it
 	// exclusively, so no write can land between its read and its write.
@@ -99,11 +100,14 @@ type Device struct {
 }
 
 // Open opens a block device or an image file for xfsfree. It refuses a
-// mounted device, and an image file attached to a loop device that is
-// mounted or held (see checkFileInUse for the rules). Block devices are
-// opened with O_EXCL, which the kernel makes an exclusive claim: a later
-// mount fails while xfsfree holds it. Image files are locked with flock
-// (exclusive for writing, shared for reading) against other xfsfree runs.
+// device whose bytes a mounted filesystem uses, by any path (mounted.go: the
+// device, a partition of it or its whole disk, another loop device over the
+// same bytes, a loop device over the image file), and takes the
+// one-writer-per-filesystem locks (exclusive.go): a writer excludes every
+// other xfsfree on the same bytes, through the image file or any loop
+// device over it. Block devices are opened with O_EXCL, which the kernel
+// makes an exclusive claim: a later mount fails while xfsfree holds it; a
+// writer on an image file holds the idle loop devices over it the same way.
 func Open(path string, opts OpenOptions) (*Device, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -120,6 +124,7 @@ func Open(path string, opts OpenOptions) (*Device, error) {
 	}
 	d := &Device{path: path, readOnly: opts.ReadOnly, buffered: opts.Buffered}
 	mode := st.Mode()
+	var loops []loopDev
 	switch {
 	case mode&os.ModeDevice != 0 && mode&os.ModeCharDevice == 0:
 		d.isBlock = true
@@ -127,11 +132,12 @@ func Open(path string, opts OpenOptions) (*Device, error) {
 			return nil, err
 		}
 	case mode.IsRegular():
-		att, err := checkFileInUse(path, sys)
-		if err != nil {
+		if loops, err = checkFileInUse(path, sys, byteRange{}); err != nil {
 			return nil, err
 		}
-		d.attached = att
+		for _, l := range loops {
+			d.attached = append(d.attached, "/dev/"+l.name)
+		}
 	default:
 		return nil, fmt.Errorf("%s: not a block device or regular file", path)
 	}
@@ -156,7 +162,11 @@ func Open(path string, opts OpenOptions) (*Device, error) {
 			if cerr := checkBlockInUse(path, sys.Rdev); cerr != nil {
 				return nil, cerr
 			}
-			return nil, fmt.Errorf("%s is %w: it is held by someone else (a mount, device-mapper, md, or another xfsfree): release it first", path, ErrBusy)
+			holder := flockHolder(devOf(sys.Dev), sys.Ino)
+			if holder == "" {
+				holder = "someone else (a mount, device-mapper, md, or another xfsfree)"
+			}
+			return nil, fmt.Errorf("%s is %w: it is held exclusively by %s: release it first", path, ErrBusy, holder)
 		case errors.Is(err, unix.EINVAL) && !opts.Buffered:
 			return nil, fmt.Errorf("%s: %w by the file system holding it (tmpfs?): use --buffered", path, ErrNoDirectIO)
 		}
@@ -164,8 +174,12 @@ func Open(path string, opts OpenOptions) (*Device, error) {
 	}
 	d.f = f
 	d.fd = int(f.Fd())
-	if err := d.setup(sys); err != nil {
+	if err := d.claim(path, loops); err != nil {
 		f.Close()
+		return nil, err
+	}
+	if err := d.setup(sys); err != nil {
+		d.Close()
 		return nil, err
 	}
 	return d, nil
@@ -186,16 +200,6 @@ func (d *Device) setup(st *unix.Stat_t) error {
 		}
 		d.size, d.sector, d.align = int64(size), ss, ss
 	} else {
-		lock := unix.LOCK_EX
-		if d.readOnly {
-			lock = unix.LOCK_SH
-		}
-		if err := flockBriefly(d.fd, lock); err != nil {
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return fmt.Errorf("%s is %w: another xfsfree has it open", d.path, ErrBusy)
-			}
-			return fmt.Errorf("%s: flock: %w", d.path, err)
-		}
 		d.size, d.sector = st.Size, BBSize
 		d.align = directio.BlockSize // 4096: always safe for O_DIRECT
 		var sx unix.Statx_t
@@ -446,8 +450,12 @@ func (d *Device) Sync() error {
 	return nil
 }
 
-// Close closes the device (and releases its exclusive claim or flock).
-func (d *Device) Close() error { return d.f.Close() }
+// Close closes the device and releases its exclusive claim and locks.
+func (d *Device) Close() error {
+	err := d.f.Close()
+	d.release()
+	return err
+}
 
 // flockBriefly takes the flock without blocking, retrying for a moment:
 // a lock the process itself just released can still be held by a child it

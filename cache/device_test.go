@@ -44,18 +44,7 @@ func sectBBs(t testing.TB, img string) int64 {
 // losetup attaches img to a free loop device and detaches it at cleanup.
 func losetup(t testing.TB, img string, args ...string) string {
 	t.Helper()
-	testimg.Need(t, "loop", "losetup")
-	out, err := exec.Command("losetup", append(append([]string{"-f", "--show"}, args...), img)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("losetup %v %s: %v\n%s", args, img, err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup -d %s: %v\n%s", dev, err, out)
-		}
-	})
-	return dev
+	return testimg.Losetup(t, img, args...)
 }
 
 // loopOf finds the source device of the mount at mnt.

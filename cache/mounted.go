@@ -178,68 +178,215 @@ func inUse(mounts map[devNum][]string, num devNum, name string, lead func(what s
 	return nil
 }
 
-// checkBlockInUse refuses a mounted or held block device.
+// byteRange is a range of bytes of a backing file; end 0 means "to the
+// end of the file".
+type byteRange struct{ start, end uint64 }
+
+func (r byteRange) overlaps(o byteRange) bool {
+	return (o.end == 0 || r.start < o.end) && (r.end == 0 || o.start < r.end)
+}
+
+// loopDev is an attached loop device: which file it shows, and which bytes
+// of it.
+type loopDev struct {
+	name    string // "loop3"
+	num     devNum
+	backing string // the backing file's path (sysfs), "" if unknown
+	backDev devNum // the backing file's device and inode
+	backIno uint64
+	rng     byteRange // lo_offset, lo_offset+lo_sizelimit
+}
+
+// describe is "/dev/loop3 (over /img/m.img, bytes 1048576-...)".
+func (l loopDev) describe() string {
+	s := "/dev/" + l.name
+	if l.backing != "" {
+		s += " (over " + l.backing
+		if l.rng.start != 0 || l.rng.end != 0 {
+			s += fmt.Sprintf(", from byte %d", l.rng.start)
+			if l.rng.end != 0 {
+				s += fmt.Sprintf(" to %d", l.rng.end)
+			}
+		}
+		s += ")"
+	}
+	return s
+}
+
+// attachedLoops lists every attached loop device. A loop device whose
+// backing file cannot be identified is listed with backIno 0: callers
+// treat it as unknown.
+func attachedLoops() []loopDev {
+	dirs, _ := filepath.Glob("/sys/block/loop*")
+	var out []loopDev
+	for _, dir := range dirs {
+		if _, err := os.Stat(filepath.Join(dir, "loop")); err != nil {
+			continue // not attached
+		}
+		name := filepath.Base(dir)
+		num, err := sysDevNum(filepath.Join(dir, "dev"))
+		if err != nil {
+			continue
+		}
+		if l, ok := readLoop(name, num); ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// readLoop reads what loop device name shows: LOOP_GET_STATUS64 (device,
+// inode, offset, size limit), else sysfs and a stat of the backing file's
+// path.
+func readLoop(name string, num devNum) (loopDev, bool) {
+	l := loopDev{name: name, num: num}
+	sys := filepath.Join("/sys/dev/block", num.String(), "loop")
+	if b, err := os.ReadFile(filepath.Join(sys, "backing_file")); err == nil {
+		l.backing = strings.TrimSuffix(strings.TrimRight(string(b), "\n"), " (deleted)")
+	}
+	if f, err := os.Open("/dev/" + name); err == nil {
+		info, err := unix.IoctlLoopGetStatus64(int(f.Fd()))
+		f.Close()
+		if err == nil {
+			l.backDev, l.backIno = devOf(info.Device), info.Inode
+			l.rng = byteRange{info.Offset, 0}
+			if info.Sizelimit != 0 {
+				l.rng.end = info.Offset + info.Sizelimit
+			}
+			return l, true
+		}
+	}
+	if l.backing == "" {
+		return l, false
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(l.backing, &st); err != nil {
+		return l, false
+	}
+	l.backDev, l.backIno = devOf(st.Dev), st.Ino
+	off, _ := readSysUint(filepath.Join(sys, "offset"))
+	lim, _ := readSysUint(filepath.Join(sys, "sizelimit"))
+	l.rng = byteRange{off, 0}
+	if lim != 0 {
+		l.rng.end = off + lim
+	}
+	return l, true
+}
+
+func readSysUint(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// loopBehind says which file and bytes the block device num shows when it is a
+// loop device or a partition of one (sysfs "start" gives the partition's
+// first sector).
+func loopBehind(num devNum) (loopDev, bool) {
+	dir := filepath.Join("/sys/dev/block", num.String())
+	var partStart uint64
+	if _, err := os.Stat(filepath.Join(dir, "partition")); err == nil {
+		s, err := readSysUint(filepath.Join(dir, "start"))
+		if err != nil {
+			return loopDev{}, false
+		}
+		partStart = s * 512
+		pnum, err := sysDevNum(filepath.Join(dir, "..", "dev"))
+		if err != nil {
+			return loopDev{}, false
+		}
+		dir = filepath.Join("/sys/dev/block", pnum.String())
+		num = pnum
+	}
+	if _, err := os.Stat(filepath.Join(dir, "loop")); err != nil {
+		return loopDev{}, false
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return loopDev{}, false
+	}
+	l, ok := readLoop(filepath.Base(real), num)
+	if !ok {
+		return l, false
+	}
+	l.rng.start += partStart
+	return l, true
+}
+
+// parentDisk returns the whole disk of a partition (sysfs), if num is one.
+func parentDisk(num devNum) (blockDev, bool) {
+	dir := filepath.Join("/sys/dev/block", num.String())
+	if _, err := os.Stat(filepath.Join(dir, "partition")); err != nil {
+		return blockDev{}, false
+	}
+	real, err := filepath.EvalSymlinks(filepath.Join(dir, ".."))
+	if err != nil {
+		return blockDev{}, false
+	}
+	pnum, err := sysDevNum(filepath.Join(real, "dev"))
+	if err != nil {
+		return blockDev{}, false
+	}
+	return blockDev{filepath.Base(real), pnum}, true
+}
+
+// checkBlockInUse refuses a block device that is mounted or held, or one
+// whose bytes are also reachable through a device that is: the whole disk
+// of a partition, and for a loop device every other loop device over the
+// same backing file whose range overlaps its own.
 func checkBlockInUse(path string, rdev uint64) error {
 	mounts, err := mountPoints()
 	if err != nil {
 		return err
 	}
-	return inUse(mounts, devOf(rdev), path, func(w string) string { return w })
+	num := devOf(rdev)
+	if err := inUse(mounts, num, path, func(w string) string { return w }); err != nil {
+		return err
+	}
+	if p, ok := parentDisk(num); ok {
+		if mps := mounts[p.num]; len(mps) > 0 {
+			return fmt.Errorf("%s is a partition of /dev/%s, which is %w on %s: unmount it first", path, p.name, ErrMounted, strings.Join(mps, ", "))
+		}
+	}
+	l, ok := loopBehind(num)
+	if !ok || l.backIno == 0 {
+		return nil
+	}
+	_, err = checkLoopsOver(mounts, l.backDev, l.backIno, l.rng, num,
+		func(w string) string { return path + " shows the bytes of " + l.backing + ", as does " + w + ", which" })
+	return err
 }
 
-// checkFileInUse refuses an image file whose loop device is mounted or
-// held, and returns the loop devices it is attached to otherwise.
-func checkFileInUse(path string, st *unix.Stat_t) ([]string, error) {
-	loops, err := filepath.Glob("/sys/block/loop*")
-	if err != nil || len(loops) == 0 {
-		return nil, nil
-	}
-	var mounts map[devNum][]string
-	var attached []string
-	for _, l := range loops {
-		if _, err := os.Stat(filepath.Join(l, "loop")); err != nil {
-			continue // not attached
-		}
-		name := filepath.Base(l)
-		if !loopBacks(name, filepath.Join(l, "loop", "backing_file"), st) {
+// checkLoopsOver refuses when a loop device (other than except) shows
+// bytes of the file (dev, ino) that overlap rng and is mounted or held;
+// it returns the other loop devices over those bytes.
+func checkLoopsOver(mounts map[devNum][]string, dev devNum, ino uint64, rng byteRange, except devNum,
+	lead func(what string) string) ([]loopDev, error) {
+	var others []loopDev
+	for _, l := range attachedLoops() {
+		if l.num == except || l.backDev != dev || l.backIno != ino || !l.rng.overlaps(rng) {
 			continue
 		}
-		num, err := sysDevNum(filepath.Join(l, "dev"))
-		if err != nil {
-			return nil, fmt.Errorf("%s is attached to /dev/%s, whose device number cannot be read: %w", path, name, err)
-		}
 		if mounts == nil {
+			var err error
 			if mounts, err = mountPoints(); err != nil {
 				return nil, err
 			}
 		}
-		lead := func(w string) string { return path + " is attached to " + w + ", which" }
-		if err := inUse(mounts, num, "/dev/"+name, lead); err != nil {
+		if err := inUse(mounts, l.num, l.describe(), lead); err != nil {
 			return nil, err
 		}
-		attached = append(attached, "/dev/"+name)
+		others = append(others, l)
 	}
-	return attached, nil
+	return others, nil
 }
 
-// loopBacks reports whether loop device name is backed by the file st,
-// comparing device and inode numbers.
-func loopBacks(name, backingFile string, st *unix.Stat_t) bool {
-	if f, err := os.Open("/dev/" + name); err == nil {
-		info, err := unix.IoctlLoopGetStatus64(int(f.Fd()))
-		f.Close()
-		if err == nil {
-			return devOf(info.Device) == devOf(st.Dev) && info.Inode == st.Ino
-		}
-	}
-	b, err := os.ReadFile(backingFile)
-	if err != nil {
-		return false
-	}
-	p := strings.TrimSuffix(strings.TrimRight(string(b), "\n"), " (deleted)")
-	var bst unix.Stat_t
-	if err := unix.Stat(p, &bst); err != nil {
-		return false
-	}
-	return bst.Dev == st.Dev && bst.Ino == st.Ino
+// checkFileInUse refuses an image file one of whose loop devices (over
+// bytes overlapping rng) is mounted or held, and returns those loop devices
+// otherwise.
+func checkFileInUse(path string, st *unix.Stat_t, rng byteRange) ([]loopDev, error) {
+	return checkLoopsOver(nil, devOf(st.Dev), st.Ino, rng, devNum{},
+		func(w string) string { return path + " is attached to " + w + ", which" })
 }

@@ -187,3 +187,47 @@ func KernelMountCycle(t testing.TB, img string, opts ...string) (kmsg string, re
 	kmsg = strings.Join(mine, "\n")
 	return kmsg, strings.Contains(kmsg, "Starting recovery")
 }
+
+// Losetup attaches img to a free loop device (`losetup -f --show ARGS img`: -o OFFSET,
+// --sizelimit SIZE, -r...) and detaches it at cleanup.
+func Losetup(t testing.TB, img string, args ...string) string {
+	t.Helper()
+	Need(t, "loop", "losetup")
+	out, err := exec.Command(tool("losetup"), append(append([]string{"-f", "--show"}, args...), img)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("testimg: losetup %v %s: %v\n%s", args, img, err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		var out []byte
+		var err error
+		for try := 0; try < 20; try++ { // a just-closed device can stay busy for a moment
+			if out, err = exec.Command(tool("losetup"), "-d", dev).CombinedOutput(); err == nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Errorf("testimg: losetup -d %s: %v\n%s", dev, err, out)
+	})
+	return dev
+}
+
+// MountDev mounts a block device (`mount -o nouuid[,OPTS] dev`) on a new directory and returns
+// it; the cleanup unmounts it unless Unmount already did.
+func MountDev(t testing.TB, dev string, opts ...string) (mnt string) {
+	t.Helper()
+	Need(t, "mount", "umount")
+	mnt = t.TempDir()
+	o := strings.Join(append([]string{"nouuid"}, opts...), ",")
+	if out, err := exec.Command(tool("mount"), "-o", o, dev, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("testimg: mount -o %s %s: %v\n%s", o, dev, err, out)
+	}
+	t.Cleanup(func() {
+		if mounted(mnt) {
+			if err := unmount(mnt); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	return mnt
+}
