@@ -33,7 +33,16 @@ type RecoverOptions struct {
 	// DryRun replays into memory only: the report says what would be
 	// written; the device is not touched.
 	DryRun bool
+	// Stop, if set and closed before the replayed metadata is written,
+	// ends recovery with ErrInterrupted, nothing written. Once writing
+	// has begun recovery finishes (it is short, and a dirty log stays
+	// replayable until its unmount record).
+	Stop <-chan struct{}
 }
+
+// ErrInterrupted is returned by Recover when Stop was closed before it
+// wrote anything.
+var ErrInterrupted = errors.New("interrupted before anything was written: the log is still dirty")
 
 // RecoverReport says what Recover found and did. This struct does not
 // represent an on-disk struct.
@@ -170,6 +179,13 @@ func Recover(dev WriteDev, g *ondisk.Geometry, lg Geometry, st *State, opts Reco
 	if opts.DryRun {
 		rep.Written, rep.WrittenBytes = r.ov.stats()
 		return rep, nil
+	}
+	if opts.Stop != nil {
+		select {
+		case <-opts.Stop:
+			return nil, ErrInterrupted
+		default:
+		}
 	}
 	// Replayed metadata first, durable before the log is closed: a crash
 	// anywhere before the unmount record leaves the log dirty, and replay

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -41,6 +42,11 @@ type FreeOptions struct {
 	DryRun bool
 	// Progress, if set, is called after each inode or chunk.
 	Progress func(done, total int)
+	// Stop, if set, ends the run at the next transaction boundary once
+	// it is closed (an interrupt): what committed is kept, the rest is
+	// left as it was, and the run ends as any other (Finish: the log is
+	// clean). The report says Interrupted.
+	Stop <-chan struct{}
 	// BatchInodes caps the frees in one transaction (0: 64).
 	BatchInodes int
 	// CheckpointEvery wakes the background writeback after this many
@@ -59,6 +65,9 @@ type FreeOptions struct {
 	// freed a chunk is durable, before it releases the chunk's cancelled
 	// cluster buffers.
 	chunkFreed func(agno, startino uint32)
+	// afterPreflight, if set (tests), is called after the check before
+	// the first write, before any worker starts.
+	afterPreflight func(fs *FS)
 	// workersDone, if set (tests), is called when every worker is done,
 	// before the writeback stops and Finish runs.
 	workersDone func()
@@ -72,6 +81,10 @@ type FreeReport struct {
 	Chunks       []FreedChunk  `json:"chunks"`
 	Refused      []Refusal     `json:"refused,omitempty"`
 	Errors       []FreeFailure `json:"errors,omitempty"`
+	// Planned is the number of inodes and chunks the plan held; an
+	// interrupted run did fewer.
+	Planned      int           `json:"planned"`
+	Interrupted  bool          `json:"interrupted,omitempty"`
 	InodesFreed  int           `json:"inodes_freed"`
 	ForkBlocks   uint64        `json:"fork_blocks_freed"`
 	ChunksFreed  int           `json:"chunks_freed"`
@@ -193,6 +206,22 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 	}
 	plans, refused := fs.planFree(o)
 	rep.Refused = append(rep.Refused, refused...)
+	if len(o.Inos) > 0 && len(refused) > 0 {
+		// Inodes asked for by number are all freed or none: nothing is
+		// written before every one of them was found freeable.
+		slices.SortFunc(rep.Refused, func(a, b Refusal) int { return cmpU64(a.Ino, b.Ino) })
+		fs.log = nil
+		return rep, &InoRefusedError{Refused: rep.Refused}
+	}
+	// Everything the run relies on is checked before the first write
+	// (and by a dry run as by the real one).
+	if err := fs.Preflight(); err != nil {
+		fs.log = nil
+		return rep, err
+	}
+	if o.afterPreflight != nil {
+		o.afterPreflight(fs)
+	}
 	total := 0
 	for _, p := range plans {
 		if p.err != nil {
@@ -200,6 +229,7 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 		}
 		total += len(p.victims) + len(p.chunks)
 	}
+	rep.Planned = total
 	var mu sync.Mutex // guards rep and done
 	done := 0
 	tick := func() {
@@ -239,13 +269,15 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 	if o.workersDone != nil {
 		o.workersDone()
 	}
+	var wbErr error
 	if wb != nil {
-		err := wb.stop()
+		wbErr = wb.stop()
 		rep.Writeback = WritebackStats{Checkpoints: wb.checkpoints.Load(), InodesReclaimed: wb.reclaimed.Load()}
-		if err != nil {
-			return rep, fmt.Errorf("background writeback: %w", err)
+		if wbErr != nil {
+			wbErr = fmt.Errorf("background writeback: %w", wbErr)
 		}
 	}
+	rep.Interrupted = stopped(o.Stop)
 	slices.SortFunc(rep.Inodes, func(a, b FreedInode) int { return cmpU64(a.Ino, b.Ino) })
 	slices.SortFunc(rep.Chunks, func(a, b FreedChunk) int { return cmpU64(a.StartIno, b.StartIno) })
 	slices.SortFunc(rep.Refused, func(a, b Refusal) int { return cmpU64(a.Ino, b.Ino) })
@@ -274,22 +306,53 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 		// nothing, or refused everything, leaves the device untouched.
 		fs.log = nil
 		rep.After = rep.Before
-		return rep, nil
+		return rep, wbErr
 	}
-	if fs.SB.QFlags&qAllChkd != 0 && rep.InodesFreed > 0 {
-		if err := fs.clearQuotaChecked(); err != nil {
-			return rep, fmt.Errorf("clearing the quota checked flags: %w", err)
+	// From here on the run always ends with Finish, whatever failed:
+	// what committed is written in place and the log is left clean.
+	var quotaErr error
+	if fs.SB.QFlags&qAllChkd != 0 && rep.InodesFreed > 0 && fs.log.Err() == nil {
+		if quotaErr = fs.clearQuotaChecked(); quotaErr != nil {
+			quotaErr = fmt.Errorf("clearing the quota checked flags: %w", quotaErr)
+		} else {
+			rep.Transactions++
+			rep.QuotaNote = "quota accounting is on: the quota 'checked' flags were cleared (as xfs_repair does), so the next mount re-counts usage"
 		}
-		rep.Transactions++
-		rep.QuotaNote = "quota accounting is on: the quota 'checked' flags were cleared (as xfs_repair does), so the next mount re-counts usage"
 	}
-	if err := fs.Finish(); err != nil {
-		return rep, err
-	}
+	finErr := fs.Finish()
 	endBlock, endCycle := w.Head()
 	rep.LogBytes = (int64(endCycle-startCycle)*fs.G.LogBBs + endBlock - startBlock) * ondisk.BBSize
 	rep.After = Counters{ICount: fs.SB.ICount, IFree: fs.SB.IFree, FDBlocks: fs.SB.FDBlocks}
-	return rep, nil
+	return rep, errors.Join(wbErr, quotaErr, finErr)
+}
+
+// InoRefusedError refuses a run given inodes by number when any of them
+// cannot be freed: nothing is written. This struct does not represent an
+// on-disk struct.
+type InoRefusedError struct{ Refused []Refusal }
+
+func (e *InoRefusedError) Error() string {
+	parts := make([]string, len(e.Refused))
+	for i, r := range e.Refused {
+		parts[i] = fmt.Sprintf("inode %d %s", r.Ino, r.Reason)
+	}
+	return fmt.Sprintf("refusing every --ino: %s; nothing was written", strings.Join(parts, "; "))
+}
+
+// errStopped ends a truncation in steps at an interrupt.
+var errStopped = errors.New("stopped")
+
+// stopped reports whether the stop channel is closed.
+func stopped(stop <-chan struct{}) bool {
+	if stop == nil {
+		return false
+	}
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // writeback is the background writeback of a free run (the kernel's AIL
@@ -657,12 +720,18 @@ func (w *freeWorker) runItems(items []item, retry bool) {
 		w.committed(cur)
 	}
 	for _, it := range items {
+		if stopped(w.o.Stop) {
+			break
+		}
 		if it.v != nil && len(it.v.Extents) > w.stepExtents() {
 			// Too big for one transaction: truncate it in steps of its
 			// own first (the batch so far is committed before).
 			flush()
 			v, blocks, err := w.truncateSteps(it.v)
 			it.stepBlocks += blocks
+			if errors.Is(err, errStopped) {
+				break // still an orphan, with fewer extents: a later run finishes it
+			}
 			if err != nil {
 				var re *icluster.RefusedError
 				if errors.As(err, &re) && blocks == 0 {
@@ -739,6 +808,9 @@ func (w *freeWorker) truncateSteps(v *icluster.Victim) (*icluster.Victim, uint64
 	per := w.stepExtents()
 	var blocks uint64
 	for {
+		if stopped(w.o.Stop) {
+			return nil, blocks, errStopped
+		}
 		tx := w.fs.Begin()
 		n, bl, left, err := w.agEnv().TruncateStep(tx, v, per)
 		if err != nil || n == 0 {

@@ -1,6 +1,7 @@
 package xfs
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -287,17 +288,31 @@ func TestFreeInos(t *testing.T) {
 	}
 	root := mustU(t, testimg.ParseFields(testimg.DB(t, img, "sb 0", "p rootino"))["rootino"])
 	bad := []uint64{root, 1 << 60}
-	rep := runFree(t, img, FreeOptions{Inos: append(slices.Clone(pick), bad...)})
-	if rep.InodesFreed != len(pick) {
-		t.Errorf("freed %d inodes, want %d", rep.InodesFreed, len(pick))
+	// One unfreeable number refuses them all, before anything is written.
+	before := testimg.Hash(t, img)
+	fs, err := OpenWrite(img, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := fs.Free(FreeOptions{Inos: append(slices.Clone(pick), bad...)})
+	fs.Close()
+	var ire *InoRefusedError
+	if !errors.As(err, &ire) || rep.InodesFreed != 0 {
+		t.Fatalf("--ino with unfreeable numbers: freed %d, error %v; want InoRefusedError", rep.InodesFreed, err)
 	}
 	var refused []uint64
-	for _, r := range rep.Refused {
+	for _, r := range ire.Refused {
 		refused = append(refused, r.Ino)
 	}
-	slices.Sort(refused)
 	if !slices.Equal(refused, bad) {
-		t.Errorf("refused %v, want %v", rep.Refused, bad)
+		t.Errorf("refused %v, want %v", ire.Refused, bad)
+	}
+	if testimg.Hash(t, img) != before {
+		t.Fatal("a refused --ino run wrote to the image")
+	}
+	rep = runFree(t, img, FreeOptions{Inos: pick})
+	if rep.InodesFreed != len(pick) || rep.Failed() {
+		t.Errorf("freed %d inodes, want %d; refused %v, errors %v", rep.InodesFreed, len(pick), rep.Refused, rep.Errors)
 	}
 	for _, ino := range pick {
 		if f := testimg.Inode(t, img, ino); f["core.mode"] != "0" {
@@ -377,8 +392,51 @@ func TestFreeCorruptBnobt(t *testing.T) {
 		t.Fatalf("fixture: bad AG %d, %d of %d orphans clear of it", bad, len(clear), len(all))
 	}
 	root := mustU(t, testimg.ParseFields(testimg.DB(t, img, fmt.Sprintf("agf %d", bad), "p bnoroot"))["bnoroot"])
-	testimg.DBWrite(t, img, fmt.Sprintf("fsblock %d", testimg.Geo(t, img).FSBlock(bad, uint32(root))), "type bnobt", "write -d magic 0x41425442")
-	rep := runFree(t, img, FreeOptions{Orphans: true})
+	corrupt := func() {
+		testimg.DBWrite(t, img, fmt.Sprintf("fsblock %d", testimg.Geo(t, img).FSBlock(bad, uint32(root))), "type bnobt", "write -d magic 0x41425442")
+	}
+	// Corrupt before the run: the check before the first write refuses
+	// it, in a dry run as in the real one, and nothing is written.
+	pristine := copyFile(t, img, ".pristine")
+	corrupt()
+	before := testimg.Hash(t, img)
+	for _, dry := range []bool{true, false} {
+		fs, err := OpenWrite(img, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fs.Free(FreeOptions{Orphans: true, DryRun: dry})
+		fs.Close()
+		var pe *PreflightError
+		if !errors.As(err, &pe) || !strings.Contains(err.Error(), "bnobt") {
+			t.Fatalf("dry run %v on a corrupt bnobt: %v; want a PreflightError naming the bnobt", dry, err)
+		}
+		t.Logf("dry run %v: %v", dry, err)
+	}
+	if testimg.Hash(t, img) != before {
+		t.Fatal("a refused run wrote to the image")
+	}
+	// Corrupt after the check (as a block no check reaches would be met):
+	// the frees that reach it fail, the others are freed, the log is
+	// left clean.
+	if err := os.Rename(pristine, img); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := OpenWrite(img, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := fs.Free(FreeOptions{Orphans: true, afterPreflight: func(fs *FS) {
+		corrupt()
+		fs.Cache.DropClean()
+	}})
+	fs.Close()
+	if err != nil {
+		t.Fatalf("Free: %v", err)
+	}
+	if !xfsLogprint(t, img).Clean {
+		t.Error("the log is dirty after a run that met a corrupt block")
+	}
 	if len(rep.Errors) == 0 {
 		t.Fatal("no error reported for the corrupt bnobt block")
 	}
@@ -424,9 +482,14 @@ func TestFreeNothingWritesNothing(t *testing.T) {
 	img := testimg.Path(t, "default")
 	root := mustU(t, testimg.ParseFields(testimg.DB(t, img, "sb 0", "p rootino"))["rootino"])
 	before := testimg.Hash(t, img)
-	rep := runFree(t, img, FreeOptions{Inos: []uint64{root}})
-	if len(rep.Refused) != 1 || rep.Transactions != 0 {
-		t.Errorf("--ino root: refused %v, %d transactions", rep.Refused, rep.Transactions)
+	fs, err := OpenWrite(img, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := fs.Free(FreeOptions{Inos: []uint64{root}})
+	fs.Close()
+	if len(rep.Refused) != 1 || rep.Transactions != 0 || err == nil {
+		t.Errorf("--ino root: refused %v, %d transactions, error %v", rep.Refused, rep.Transactions, err)
 	}
 	if testimg.Hash(t, img) != before {
 		t.Error("a run that refused everything wrote to the image")

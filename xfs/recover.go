@@ -12,6 +12,9 @@ type RecoverOptions struct {
 	DryRun bool
 	// Buffered uses buffered I/O instead of O_DIRECT.
 	Buffered bool
+	// Stop, if closed before recovery writes, ends it with
+	// journal.ErrInterrupted, nothing written.
+	Stop <-chan struct{}
 }
 
 // RecoverReport is what `xfsfree recover` prints.
@@ -74,7 +77,7 @@ func recoverLog(fs *FS, o RecoverOptions) (*journal.RecoverReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finding the log head and tail: %w", err)
 	}
-	return journal.Recover(fs.Dev, fs.G, lg, st, journal.RecoverOptions{DryRun: o.DryRun})
+	return journal.Recover(fs.Dev, fs.G, lg, st, journal.RecoverOptions{DryRun: o.DryRun, Stop: o.Stop})
 }
 
 // countOrphans counts the inodes on every AGI unlinked list of the image.

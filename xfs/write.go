@@ -148,16 +148,48 @@ func (fs *FS) readSB(tx *journal.Transaction) (*cache.Buf, error) {
 // one transaction), checkpoints, and writes the unmount record, so that the
 // log is clean and the kernel mounts the filesystem without recovery. No
 // transaction may be open. The filesystem can only be closed afterwards.
+//
+// The log is closed whatever else fails: if the counters cannot be
+// recomputed (an AG header that cannot be read), the superblock keeps its
+// counters and Finish returns a *CountersError after closing the log
+// cleanly (xfs_repair fixes counters; nothing else is left to do). Only an
+// I/O error that stopped the session leaves the log dirty — and then
+// replayable, by xfsfree recover or the kernel.
 func (fs *FS) Finish() error {
 	if fs.log == nil {
 		return ErrNotWritable
 	}
 	// SBCounters from AG headers as they are now in the cache: committed
 	// changes included.
-	c, err := fs.SummaryCounters()
-	if err != nil {
+	c, cerr := fs.SummaryCounters()
+	if cerr == nil {
+		if err := fs.logCounters(c); err != nil {
+			cerr = err
+		}
+	}
+	if err := fs.log.Close(); err != nil {
 		return err
 	}
+	fs.log = nil
+	if cerr != nil {
+		return &CountersError{Err: cerr}
+	}
+	return nil
+}
+
+// CountersError says that Finish closed the log cleanly but could not
+// rebuild the superblock's summary counters. This struct does not
+// represent an on-disk struct.
+type CountersError struct{ Err error }
+
+func (e *CountersError) Error() string {
+	return fmt.Sprintf("the log is clean, but the superblock's summary counters were not rebuilt (xfs_repair will fix them): %v", e.Err)
+}
+
+func (e *CountersError) Unwrap() error { return e.Err }
+
+// logCounters sets the superblock summary counters in one transaction.
+func (fs *FS) logCounters(c SBCounters) error {
 	tx := fs.Begin()
 	b, err := fs.readSB(tx)
 	if err != nil {
@@ -173,10 +205,6 @@ func (fs *FS) Finish() error {
 		return err
 	}
 	fs.SB.ICount, fs.SB.IFree, fs.SB.FDBlocks = c.ICount, c.IFree, c.FDBlocks
-	if err := fs.log.Close(); err != nil {
-		return err
-	}
-	fs.log = nil
 	return nil
 }
 

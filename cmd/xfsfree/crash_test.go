@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -97,9 +98,28 @@ func TestCrashFlags(t *testing.T) {
 
 func TestCrashFlagsHidden(t *testing.T) {
 	r := runCLI(t, "--help")
-	for _, s := range []string{"crash-after-writes", "tear-write", "debug"} {
+	for _, s := range []string{"crash-after-writes", "tear-write", "test-item-delay", "debug"} {
 		if strings.Contains(r.stdout, s) {
 			t.Errorf("--help shows %q:\n%s", s, r.stdout)
+		}
+	}
+}
+
+// The released binary has no test hooks at all: the flags are unknown and
+// the debug command does not exist.
+func TestReleaseHasNoTestHooks(t *testing.T) {
+	img := testimg.Path(t, "default")
+	for _, args := range [][]string{
+		{"--crash-after-writes", "1", "info", img},
+		{"--tear-write", "1", "info", img},
+		{"--test-item-delay", "1s", "info", img},
+		{"debug", "set-label", img, "x"},
+	} {
+		cmd := exec.Command(releaseBin, args...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage {
+			t.Errorf("release xfsfree %v: %v (want exit %d)\n%s", args, err, exitUsage, out)
 		}
 	}
 }

@@ -6,9 +6,9 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/xfs"
 )
 
@@ -91,15 +91,26 @@ plan.`,
 			}
 			defer fs.Close()
 			if !o.DryRun {
-				if h := crashHookFromFlags(cmd); h != nil {
+				if h := testWriteHook(); h != nil {
 					fs.Dev.SetWriteHook(h(fs.Dev))
 				}
 			}
 			p := newProgress(g, "freeing")
 			o.Progress = p.Update
+			if d := testItemDelay(); d > 0 {
+				o.Progress = func(done, total int) { p.Update(done, total); time.Sleep(d) }
+			}
+			stop, done := catchInterrupts("stopping at the next transaction boundary, then leaving the log clean",
+				"the log is dirty, and holds only whole transactions: " +
+				"run 'xfsfree recover' (or mount the filesystem) to replay it, then free again")
+			o.Stop = stop
 			rep, err := fs.Free(o)
+			done()
 			p.Done()
 			if err != nil {
+				if rep != nil && g.json {
+					printJSON(os.Stdout, freeOutput{rep, nil})
+				}
 				return err
 			}
 			var st *freeStats
@@ -119,6 +130,10 @@ plan.`,
 					printFreeStats(os.Stdout, st)
 				}
 			}
+			if rep.Interrupted {
+				return interruptedError{fmt.Sprintf("interrupted: freed %d of %d planned orphan(s) and chunk(s); the log is clean; run again to finish",
+					rep.InodesFreed+rep.ChunksFreed-countEmptied(rep), rep.Planned)}
+			}
 			if rep.Failed() {
 				return fmt.Errorf("%d refused, %d failed (the others were %s)", len(rep.Refused), len(rep.Errors), map[bool]string{true: "planned", false: "freed"}[o.DryRun])
 			}
@@ -136,15 +151,16 @@ plan.`,
 	return cmd
 }
 
-// crashHookFromFlags reads the hidden global crash-injection flags.
-func crashHookFromFlags(cmd *cobra.Command) func(*cache.Device) cache.WriteHook {
-	after, err1 := cmd.Flags().GetInt("crash-after-writes")
-	tear, err2 := cmd.Flags().GetInt("tear-write")
-	if err1 != nil || err2 != nil {
-		return nil
+// countEmptied counts the chunks freed because an inode free emptied them
+// (the plan counts those under their inode, not as chunks of their own).
+func countEmptied(r *xfs.FreeReport) int {
+	n := 0
+	for _, c := range r.Chunks {
+		if !c.WasEmpty {
+			n++
+		}
 	}
-	c := crashFlags{after: after, tear: tear}
-	return c.hook()
+	return n
 }
 
 func printFree(w io.Writer, r *xfs.FreeReport, verbose bool) {

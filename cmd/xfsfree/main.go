@@ -17,6 +17,11 @@ const (
 	exitOK     = 0
 	exitFailed = 1 // refused or failed; nothing written unless said
 	exitUsage  = 2
+	// exitInterrupted: stopped by SIGINT or SIGTERM (128+2, as shells
+	// report an interrupted command).
+	exitInterrupted = 130
+	// exitCrashed: stopped by an injected crash (test builds only).
+	exitCrashed = 99
 )
 
 // usageError marks errors in how the command was called.
@@ -63,9 +68,7 @@ Exit codes: 0 done, 1 refused or failed, 2 usage error.`,
 		return usageError{errors.New("no command given (info, scan, check, recover, free)")}
 	}
 	root.AddCommand(newInfoCmd(g), newScanCmd(g), newCheckCmd(g), newRecoverCmd(g), newFreeCmd(g))
-	var crash crashFlags
-	addCrashFlags(root, &crash)
-	root.AddCommand(newDebugCmd(g, &crash))
+	addTestHooks(root, g)
 	return root
 }
 
@@ -90,6 +93,10 @@ func run(args []string) int {
 		return exitOK
 	}
 	fmt.Fprintln(os.Stderr, "xfsfree:", err)
+	var ie interruptedError
+	if errors.As(err, &ie) {
+		return exitInterrupted
+	}
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		fmt.Fprintln(os.Stderr, "Run 'xfsfree --help' for usage.")

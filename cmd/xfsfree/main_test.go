@@ -16,8 +16,9 @@ import (
 	"github.com/xfsfree/xfsfree/xfs"
 )
 
-// bin is the xfsfree binary TestMain builds.
-var bin string
+// bin is the xfsfree binary TestMain builds with the test hooks
+// (-tags testhooks); releaseBin is built as released, without them.
+var bin, releaseBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "xfsfree-cli-")
@@ -30,10 +31,13 @@ func TestMain(m *testing.M) {
 	if _, err := os.Stat(gobin); err != nil {
 		gobin = "go"
 	}
-	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	releaseBin = filepath.Join(dir, "xfsfree-release")
+	for _, b := range []struct{ out, tags string }{{bin, "testhooks"}, {releaseBin, ""}} {
+		if out, err := exec.Command(gobin, "build", "-tags", b.tags, "-o", b.out, ".").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

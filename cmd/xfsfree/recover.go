@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/xfsfree/xfsfree/journal"
 	"github.com/xfsfree/xfsfree/xfs"
 )
 
@@ -30,7 +32,13 @@ Orphaned inodes are left on the unlinked lists for 'xfsfree free'.
 On a clean log recover says so and writes nothing.`,
 		Args: exactlyOneDevice,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := xfs.Recover(args[0], xfs.RecoverOptions{DryRun: dryRun, Buffered: g.buffered})
+			stop, done := catchInterrupts("stopping before anything is written (once writing has begun, recovery finishes)",
+				"the log stays dirty and is replayed again by the next recover or mount")
+			rep, err := xfs.Recover(args[0], xfs.RecoverOptions{DryRun: dryRun, Buffered: g.buffered, Stop: stop})
+			done()
+			if errors.Is(err, journal.ErrInterrupted) {
+				return interruptedError{err.Error()}
+			}
 			if err != nil {
 				return err
 			}

@@ -1,19 +1,21 @@
+//go:build testhooks
+
 package main
 
-// Hidden crash-injection flags (for the crash-matrix tests) and the hidden
-// debug commands that make test transactions.
+// Test hooks, built only with -tags testhooks (the CLI tests build the
+// binary so; the released one has none of this): hidden crash-injection
+// flags for the crash-matrix tests, a per-item delay for the interrupt
+// tests, and the hidden debug commands that make test transactions.
 
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/xfs"
 )
-
-// exitCrashed is the exit status of a run stopped by an injected crash.
-const exitCrashed = 99
 
 // crashFlags are the hidden global crash-injection flags.
 type crashFlags struct {
@@ -21,13 +23,31 @@ type crashFlags struct {
 	tear  int // --tear-write: the Nth write only half reaches the device (0: off)
 }
 
-func addCrashFlags(root *cobra.Command, c *crashFlags) {
+// testFlags are the hidden global test flags.
+var testFlags struct {
+	crash     crashFlags
+	itemDelay time.Duration // --test-item-delay: sleep after each freed item
+}
+
+// addTestHooks adds the hidden test flags and the debug command to root.
+func addTestHooks(root *cobra.Command, g *globalFlags) {
 	f := root.PersistentFlags()
+	c := &testFlags.crash
 	f.IntVar(&c.after, "crash-after-writes", -1, "testing: let N device writes through, then stop as a power cut would (exit 99)")
 	f.IntVar(&c.tear, "tear-write", 0, "testing: write only the first half of the Nth device write, then stop (exit 99)")
+	f.DurationVar(&testFlags.itemDelay, "test-item-delay", 0, "testing: sleep this long after each item freed")
 	f.MarkHidden("crash-after-writes")
 	f.MarkHidden("tear-write")
+	f.MarkHidden("test-item-delay")
+	root.AddCommand(newDebugCmd(g, c))
 }
+
+// testWriteHook is the device write hook the crash flags ask for (nil:
+// none).
+func testWriteHook() func(*cache.Device) cache.WriteHook { return testFlags.crash.hook() }
+
+// testItemDelay is how long to sleep after each item freed.
+func testItemDelay() time.Duration { return testFlags.itemDelay }
 
 // hook returns the write hook for xfs.Options, or nil when no crash is
 // asked for. At the crash the process exits with status 99.
