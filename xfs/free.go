@@ -75,22 +75,22 @@ type FreeOptions struct {
 
 // FreeReport is what Free did (or, for a dry run, would do).
 type FreeReport struct {
-	Device       string        `json:"device"`
-	DryRun       bool          `json:"dry_run"`
-	Inodes       []FreedInode  `json:"inodes"`
-	Chunks       []FreedChunk  `json:"chunks"`
-	Refused      []Refusal     `json:"refused,omitempty"`
-	Errors       []FreeFailure `json:"errors,omitempty"`
+	Device  string        `json:"device"`
+	DryRun  bool          `json:"dry_run"`
+	Inodes  []FreedInode  `json:"inodes"`
+	Chunks  []FreedChunk  `json:"chunks"`
+	Refused []Refusal     `json:"refused,omitempty"`
+	Errors  []FreeFailure `json:"errors,omitempty"`
 	// Planned is the number of inodes and chunks the plan held; an
 	// interrupted run did fewer.
-	Planned      int           `json:"planned"`
-	Interrupted  bool          `json:"interrupted,omitempty"`
-	InodesFreed  int           `json:"inodes_freed"`
-	ForkBlocks   uint64        `json:"fork_blocks_freed"`
-	ChunksFreed  int           `json:"chunks_freed"`
-	ChunkInodes  uint64        `json:"chunk_inodes_released"`
-	ChunkBlocks  uint64        `json:"chunk_blocks_freed"`
-	Transactions int           `json:"transactions"`
+	Planned      int    `json:"planned"`
+	Interrupted  bool   `json:"interrupted,omitempty"`
+	InodesFreed  int    `json:"inodes_freed"`
+	ForkBlocks   uint64 `json:"fork_blocks_freed"`
+	ChunksFreed  int    `json:"chunks_freed"`
+	ChunkInodes  uint64 `json:"chunk_inodes_released"`
+	ChunkBlocks  uint64 `json:"chunk_blocks_freed"`
+	Transactions int    `json:"transactions"`
 	// TruncateSteps counts the transactions that truncated big orphans
 	// before the ones that freed them (included in Transactions).
 	TruncateSteps int `json:"truncate_steps,omitempty"`

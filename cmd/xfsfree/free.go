@@ -101,8 +101,8 @@ plan.`,
 				o.Progress = func(done, total int) { p.Update(done, total); time.Sleep(d) }
 			}
 			stop, done := catchInterrupts("stopping at the next transaction boundary, then leaving the log clean",
-				"the log is dirty, and holds only whole transactions: " +
-				"run 'xfsfree recover' (or mount the filesystem) to replay it, then free again")
+				"the log is dirty, and holds only whole transactions: "+
+					"run 'xfsfree recover' (or mount the filesystem) to replay it, then free again")
 			o.Stop = stop
 			rep, err := fs.Free(o)
 			done()
