@@ -42,7 +42,7 @@ func openMod(t testing.TB, img string) *modFS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := cache.NewCache(dev, cache.CacheOptions{VerifyWrites: true, Geometry: g})
+	c := cache.NewCache(dev, cache.CacheOptions{Geometry: g})
 	return &modFS{dev: dev, c: c, g: g, sb: sb}
 }
 

@@ -91,13 +91,10 @@ type CacheOptions struct {
 	// ReadAheadMaxIO caps one coalesced read-ahead read in bytes
 	// (default 1 MiB).
 	ReadAheadMaxIO int
-	// VerifyWrites runs the kind's read verifier on a buffer after it is
-	// stamped and before it is written (the kernel's write verifier); a
-	// failure refuses the write. The verifier gets the VerifyCtx of the
-	// buffer's last Get, with G from Geometry below when that has none:
-	// set Geometry if the kinds' verifiers need it.
-	VerifyWrites bool
-	// Geometry, if set, fills VerifyCtx.G for buffers got with GetNoRead.
+	// Geometry fills VerifyCtx.G for buffers got with GetNoRead: every
+	// write runs the kind's verifier after stamping and before writing
+	// (the kernel's write verifier; a failure refuses the write), and the
+	// kinds' verifiers need the geometry.
 	Geometry *ondisk.Geometry
 }
 
@@ -514,17 +511,29 @@ func (c *Cache) prepareWrite(b *Buf, lsn uint64) (bool, error) {
 	}
 	if b.Kind != nil {
 		b.Kind.Stamp(b.Data, b.LSN)
-		if c.opts.VerifyWrites && b.Kind.Verify != nil {
-			ctx := b.ctx
-			if ctx.G == nil {
-				ctx.G = c.opts.Geometry
-			}
-			if err := b.Kind.Verify(b.Data, ctx); err != nil {
-				return false, fmt.Errorf("write verifier refused the write: %w", verifyError(err, b.Kind, ctx))
-			}
+		if err := b.VerifyWrite(); err != nil {
+			return false, err
 		}
 	}
 	return true, nil
+}
+
+// VerifyWrite runs the buffer's kind's verifier on its contents as they
+// are (the kernel's write verifier; stamp first): the VerifyCtx of the
+// buffer's last Get, with the cache's geometry when that has none. The
+// caller holds b. The error is a located *ondisk.CorruptError.
+func (b *Buf) VerifyWrite() error {
+	if b.Kind == nil || b.Kind.Verify == nil {
+		return nil
+	}
+	ctx := b.ctx
+	if ctx.G == nil {
+		ctx.G = b.c.opts.Geometry
+	}
+	if err := b.Kind.Verify(b.Data, ctx); err != nil {
+		return fmt.Errorf("write verifier refused the block: %w", verifyError(err, b.Kind, ctx))
+	}
+	return nil
 }
 
 func (c *Cache) written(b *Buf) {

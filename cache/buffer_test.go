@@ -280,7 +280,7 @@ func TestStaleNeverWrittenAndDropped(t *testing.T) {
 }
 
 func TestWriteBackStampsAndCoalesces(t *testing.T) {
-	f := newFixture(t, CacheOptions{VerifyWrites: true})
+	f := newFixture(t, CacheOptions{})
 	d := f.agi(0)
 	b, err := f.c.Get(d, f.sectBB, testAGI, ondisk.VerifyCtx{AG: 0})
 	if err != nil {

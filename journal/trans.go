@@ -616,6 +616,14 @@ func (t *Transaction) Commit() (ondisk.LSN, error) {
 			tb.b.Kind.Stamp(tb.b.Data, uint64(lsn))
 		}
 	}
+	// The write verifiers, now, before anything reaches the log: a block
+	// or inode that fails them is never logged (recovery would replay it,
+	// and the kernel's recovery verifies what it replays).
+	if err := t.verify(); err != nil {
+		s.mu.Unlock()
+		t.Cancel()
+		return 0, err
+	}
 	recs := pack(ops, tid, s.w.maxData, false)
 	for i, r := range recs {
 		if _, err := s.w.WriteRecord(r.data, r.nops, tail); err != nil {
@@ -660,6 +668,29 @@ func (t *Transaction) Commit() (ondisk.LSN, error) {
 		}
 	}
 	return lsn, nil
+}
+
+// verify runs the write verifier of every buffer the transaction logs and
+// the inode verifier of every inode logged with LogInode, stamped as they
+// will be logged.
+func (t *Transaction) verify() error {
+	isz := int(t.s.fg.InodeSize)
+	for _, tb := range t.bufs {
+		if tb.cancel || !tb.anyDirty {
+			continue
+		}
+		if err := tb.b.VerifyWrite(); err != nil {
+			return err
+		}
+		for _, off := range tb.inodes {
+			ino := t.s.fg.InoAt(tb.b.Daddr, off)
+			ctx := ondisk.VerifyCtx{G: t.s.fg, AG: t.s.fg.DaddrToAgno(tb.b.Daddr), Daddr: tb.b.Daddr}
+			if err := ondisk.VerifyDinode(tb.b.Data[off:off+isz], ino, ctx); err != nil {
+				return fmt.Errorf("inode verifier refused a logged inode: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // finish ends a committed transaction (its logged buffers are DIRTY

@@ -36,7 +36,7 @@ func openSession(t *testing.T, img string) *session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := cache.NewCache(dev, cache.CacheOptions{Geometry: fg, VerifyWrites: true})
+	c := cache.NewCache(dev, cache.CacheOptions{Geometry: fg})
 	return &session{dev: dev, c: c, fg: fg, s: NewSession(w, c, fg)}
 }
 

@@ -208,6 +208,14 @@ func (g *Geometry) DaddrToAgbno(d int64) uint32 {
 	return uint32((d >> g.BlkBBLog) % int64(g.AGBlocks))
 }
 
+// InoAt is the number of the inode at byte offset off of the inode
+// cluster buffer at daddr.
+func (g *Geometry) InoAt(daddr int64, off int) uint64 {
+	agbno := g.DaddrToAgbno(daddr) + uint32(off>>g.BlockLog)
+	slot := uint32(off&(1<<g.BlockLog-1)) / uint32(g.InodeSize)
+	return g.Ino(g.DaddrToAgno(daddr), g.Agino(agbno, slot))
+}
+
 // BlockBBs is the length of one filesystem block in BBs.
 func (g *Geometry) BlockBBs() int { return 1 << g.BlkBBLog }
 
