@@ -326,8 +326,22 @@ func (a *AG) Ifree(tx FreeTx, v *Victim, u Unlink) (*Freed, error) {
 		return nil, &RefusedError{Ino: v.Ino, Reason: err.Error(), Err: err}
 	}
 
-	// From here on the transaction changes: any error cancels it.
+	// From here on the transaction changes: any error cancels it. The
+	// freed bmbt blocks are cancelled first (xfs_bmap_btree_free →
+	// xfs_trans_binval): no older image of them is ever written or
+	// replayed; a block the free-space btrees reuse in this transaction is
+	// revived by its new owner.
 	out := &Freed{Ino: v.Ino}
+	for _, e := range v.Extents {
+		if !e.Bmbt {
+			continue
+		}
+		b, err := tx.GetBuf(g.FsbToDaddr(e.Fsbno), g.BlockBBs(), ondisk.KindBmbt)
+		if err != nil {
+			return nil, fmt.Errorf("inode %d: cancelling %s: %w", v.Ino, describe(e), err)
+		}
+		tx.Binval(b)
+	}
 	for _, e := range v.Extents {
 		if err := a.Space.FreeExtent(tx, e.AG, e.Agbno, e.Len, e.Owner); err != nil {
 			return nil, fmt.Errorf("inode %d: freeing %s: %w", v.Ino, describe(e), err)

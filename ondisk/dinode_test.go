@@ -696,3 +696,28 @@ func TestResetForFreeMatchesKernel(t *testing.T) {
 	}
 	t.Logf("%d orphans, %d still in chunks after the kernel freed them: %v", len(pre), len(post), kinds)
 }
+
+// ValidIno is xfs_verify_ino: a number whose bits above the agno field
+// would alias another inode (1<<50 | 128 truncated to AG 0) is not valid;
+// InoAt inverts the cluster addressing.
+func TestValidInoRoundTrip(t *testing.T) {
+	for _, name := range []string{"default", "bs1024", "isize2048"} {
+		g := diOpen(t, name).g
+		root := g.SB.RootIno
+		if !g.ValidIno(root) {
+			t.Fatalf("%s: root %d not valid", name, root)
+		}
+		for _, alias := range []uint64{1<<50 | root, 1<<63 | root, uint64(g.AGCount)<<g.AGInoLog | root} {
+			if g.ValidIno(alias) {
+				t.Errorf("%s: %d (an alias of %d) is valid", name, alias, root)
+			}
+		}
+		loc, ok := g.ImapAligned(0, g.InoToAgino(root))
+		if !ok {
+			t.Fatalf("%s: no imap for the root", name)
+		}
+		if got := g.InoAt(loc.Daddr, loc.Offset); got != root {
+			t.Errorf("%s: InoAt(%d, %d) = %d, want %d", name, loc.Daddr, loc.Offset, got, root)
+		}
+	}
+}

@@ -155,13 +155,16 @@ func (g *Geometry) AginoToOffset(agino uint32) uint32 { return agino & (1<<g.Ino
 func (g *Geometry) Agino(agbno, offset uint32) uint32 { return agbno<<g.InoPBLog | offset }
 
 // ValidIno reports whether ino addresses an inode slot inside the data
-// device (xfs_verify_ino without the metadata-region checks).
+// device (xfs_verify_ino without the metadata-region checks): its AG
+// exists, its bits round-trip through (agno, agino) — no bits between the
+// agino and the agno, so 1<<50|128 is not an alias of 128 — and its agino
+// lies inside the AG.
 func (g *Geometry) ValidIno(ino uint64) bool {
-	agno := g.InoToAgno(ino)
-	if agno >= g.AGCount {
+	agno, agino := g.InoToAgno(ino), g.InoToAgino(ino)
+	if agno >= g.AGCount || g.Ino(agno, agino) != ino {
 		return false
 	}
-	return g.ValidAgino(agno, g.InoToAgino(ino))
+	return g.ValidAgino(agno, agino)
 }
 
 // ValidAgino reports whether agino lies within AG agno's blocks.
