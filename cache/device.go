@@ -6,8 +6,12 @@
 // on every read, stamps on every write) and the inode cache (per AG by
 // agino: ILOCK, flush lock, STALE and RECLAIMING flags, dirty fields).
 //
-// Lock order everywhere: buffer lock → inode ILOCK → inode flush lock. The
-// inode flags lock is a leaf lock: nothing blocking is done while it is held.
+// Lock order, as the kernel's: an inode's ILOCK is waited for only while
+// no buffer lock is held (ILOCK → AGI → AGFs by ascending AG → other
+// buffers); under a buffer lock an ILOCK is only tried (the cluster free,
+// the writeback's flush), and the flush lock comes after the ILOCK. The
+// inode flags lock is a leaf lock: nothing blocking is done while it is
+// held.
 //
 // Addresses are daddrs: 512-byte units (BBs) from the start of the device,
 // as the kernel's xfs_daddr_t.

@@ -31,8 +31,10 @@ type Tx interface {
 //
 // For each cluster buffer: get it without reading it and take its lock
 // (the transaction holds it until commit); mark every cached inode of the
-// cluster STALE; then invalidate the buffer. Lock order: buffer lock →
-// inode ILOCK → flush lock.
+// cluster STALE; then invalidate the buffer. Under the buffer lock the
+// inodes' ILOCKs and flush locks are only tried, never waited for (the
+// lock order is ILOCK → buffers: a transaction holding an ILOCK may be
+// waiting for this buffer).
 func FreeClusters(tx Tx, ic *cache.InodeCache, g *ondisk.Geometry, agno, startino uint32, alloc uint64, held func(*cache.Inode) bool) error {
 	for _, cl := range g.ChunkClusters(agno, startino, alloc) {
 		if !cl.Allocated {

@@ -2,6 +2,7 @@ package icluster
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/xfsfree/xfsfree/bmap"
@@ -17,9 +18,14 @@ import (
 // free the chunk is released instead (records deleted, AGI counts lowered,
 // the stale-marking cluster free, the chunk's blocks freed); it is taken off
 // its AGI unlinked bucket chain (xfs_iunlink_remove); and, unless its chunk
-// was freed, its core is reset and logged (xfs_inode_uninit). Lock order in
-// a transaction: the AGI, then the AGFs by ascending AG, then inode cluster
-// buffers and btree blocks (each behind its header's lock).
+// was freed, its core is reset and logged (xfs_inode_uninit).
+//
+// Lock order, as the kernel's: the ILOCKs of the inodes a free changes
+// (in inode number order), then the AGI, then the AGFs by ascending AG,
+// then inode cluster buffers and btree blocks (each behind its header's
+// lock). An ILOCK is waited for only by a transaction that holds no buffer
+// yet; one that does only tries it (ErrILockBusy), as the cluster free
+// and the writeback only try ILOCKs under a buffer lock.
 
 // FreeTx is what freeing needs of a transaction (package journal's Trans
 // provides it). Buffers joined to it stay locked until it commits or is
@@ -33,6 +39,8 @@ type FreeTx interface {
 	// LogInode logs the inode at byte offset of a joined cluster buffer;
 	// its di_lsn and CRC are stamped at commit.
 	LogInode(b *cache.Buf, offset int)
+	// Len is the number of buffers joined (and locked) so far.
+	Len() int
 	// IJoin hands the transaction an inode whose ILOCK (exclusive) and
 	// reference the caller holds; the transaction releases both when it
 	// ends.
@@ -48,11 +56,20 @@ type FreeTx interface {
 // IlogCore is XFS_ILOG_CORE: the inode core changed.
 const IlogCore = 0x1
 
+// ErrILockBusy is returned when an inode's ILOCK is held by someone else
+// while the transaction already holds buffers: waiting for it would take
+// an ILOCK after a buffer lock, against the lock order (ILOCK → AGI → AGF
+// → other buffers; under a buffer lock an ILOCK is only tried). Nothing
+// was changed: commit (or cancel) the transaction and free the inode in a
+// new one, which waits for the ILOCK before it locks anything else.
+var ErrILockBusy = errors.New("icluster: the inode's ILOCK is busy and the transaction holds buffers")
+
 // iget finds inode agino of the AG in the inode cache, or adds it, and
 // joins it to tx with its ILOCK held exclusively (xfs_iget +
 // xfs_ilock + xfs_trans_ijoin), unless tx holds it already. With no inode
 // cache it returns nil. A STALE cached inode (its cluster freed) is an
-// error: the inode is gone.
+// error: the inode is gone. The ILOCK is waited for only while tx holds
+// no buffer; otherwise it is tried, and ErrILockBusy returned if busy.
 func (a *AG) iget(tx FreeTx, agino uint32) (*cache.Inode, error) {
 	if a.Inodes == nil {
 		return nil, nil
@@ -66,7 +83,12 @@ func (a *AG) iget(tx FreeTx, agino uint32) (*cache.Inode, error) {
 		ip.Rele()
 		return ip, nil
 	}
-	ip.ILock(cache.ILockExcl)
+	if tx.Len() == 0 {
+		ip.ILock(cache.ILockExcl)
+	} else if !ip.ITryLock(cache.ILockExcl) {
+		ip.Rele()
+		return nil, ErrILockBusy
+	}
 	if ip.IsStale() {
 		ip.IUnlock(cache.ILockExcl)
 		ip.Rele()
@@ -292,6 +314,9 @@ func (a *AG) Ifree(tx FreeTx, v *Victim, u Unlink) (*Freed, error) {
 	// The inodes first (the kernel locks them before the AGI), then the
 	// AGI, the AGFs, the buffers.
 	ip, pip, err := a.igetPair(tx, agino, u.Prev)
+	if errors.Is(err, ErrILockBusy) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, &RefusedError{Ino: v.Ino, Reason: err.Error(), Err: err}
 	}

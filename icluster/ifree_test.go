@@ -80,6 +80,8 @@ func (tx *freeTx) GetBuf(daddr int64, nBB int, kind *ondisk.BlockKind) (*cache.B
 	return b, nil
 }
 
+func (tx *freeTx) Len() int { return len(tx.bufs) }
+
 func (tx *freeTx) LogRange(b *cache.Buf, first, last int) {
 	tx.dirty[b.Daddr] = true
 	tx.ranges[b.Daddr] = append(tx.ranges[b.Daddr], [2]int{first, last})

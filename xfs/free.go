@@ -751,6 +751,14 @@ func (w *freeWorker) runItems(items []item, retry bool) {
 			b = &batch{tx: w.fs.Begin(), maxAG: -1}
 		}
 		res, err := w.apply(b, it)
+		if errors.Is(err, icluster.ErrILockBusy) {
+			// Someone holds an inode this free needs, and waiting for
+			// it while the batch holds buffers would invert the lock
+			// order: commit the batch, then wait in a new one.
+			flush()
+			b = &batch{tx: w.fs.Begin(), maxAG: -1}
+			res, err = w.apply(b, it)
+		}
 		var re *icluster.RefusedError
 		switch {
 		case err == nil:
