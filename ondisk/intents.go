@@ -267,7 +267,7 @@ func DecodeIntentLog(b []byte) (*IntentLog, error) {
 				Field: "bui_nextents", Found: f.NExtents, Want: uint32(BUIMaxFastExtents)}
 		}
 		if uint64(len(body)) != MapExtentSize*n {
-			return nil, lengthError(t, len(b), IntentHeaderSize+MapExtentSize*n, fmt.Sprintf("for %d extents (%#x)", n, f.ID))
+			return nil, lengthError(t, len(b), int(IntentHeaderSize+MapExtentSize*n), fmt.Sprintf("for %d extents (%#x)", n, f.ID))
 		}
 		f.Maps = make([]MapExtent, n)
 		for i := range f.Maps {
@@ -277,7 +277,7 @@ func DecodeIntentLog(b []byte) (*IntentLog, error) {
 		}
 	case LICUI:
 		if uint64(len(body)) != PhysExtentSize*n {
-			return nil, lengthError(t, len(b), IntentHeaderSize+PhysExtentSize*n, fmt.Sprintf("for %d extents (%#x)", n, f.ID))
+			return nil, lengthError(t, len(b), int(IntentHeaderSize+PhysExtentSize*n), fmt.Sprintf("for %d extents (%#x)", n, f.ID))
 		}
 		f.Phys = make([]PhysExtent, n)
 		for i := range f.Phys {
