@@ -316,3 +316,27 @@ func FuzzIntentLog(f *testing.F) {
 		}
 	})
 }
+
+// TestRefcountRecCheck: xfs_refcount_check_irec's rules.
+func TestRefcountRecCheck(t *testing.T) {
+	g := intentGeometry(t, false)
+	for _, c := range []struct {
+		r  ondisk.RefcountRec
+		ok bool
+	}{
+		{ondisk.RefcountRec{StartBlock: 100, BlockCount: 5, RefCount: 2}, true},
+		{ondisk.RefcountRec{StartBlock: 100 | ondisk.RefcCowFlag, BlockCount: 5, RefCount: 1}, true},
+		{ondisk.RefcountRec{StartBlock: 100, BlockCount: 5, RefCount: 1}, false},
+		{ondisk.RefcountRec{StartBlock: 100 | ondisk.RefcCowFlag, BlockCount: 5, RefCount: 2}, false},
+		{ondisk.RefcountRec{StartBlock: 100, BlockCount: 0, RefCount: 2}, false},
+		{ondisk.RefcountRec{StartBlock: 0, BlockCount: 1, RefCount: 2}, false},
+		{ondisk.RefcountRec{StartBlock: 65535, BlockCount: 1, RefCount: 2}, true},
+		{ondisk.RefcountRec{StartBlock: 65535, BlockCount: 2, RefCount: 2}, false},
+		{ondisk.RefcountRec{StartBlock: 100, BlockCount: 0xffffffff, RefCount: 2}, false},
+		{ondisk.RefcountRec{StartBlock: 100, BlockCount: 5, RefCount: 0xffffffff}, true},
+	} {
+		if err := c.r.Check(g, 1); (err == nil) != c.ok {
+			t.Errorf("%+v: %v", c.r, err)
+		}
+	}
+}
