@@ -22,6 +22,7 @@ import (
 	"testing"
 
 	"github.com/xfsfree/xfsfree/alloc"
+	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/internal/testimg"
 	"github.com/xfsfree/xfsfree/ondisk"
@@ -665,6 +666,19 @@ func readRecords(t *testing.T, img string, agno uint32) (all, cow []refcount.Rec
 	}
 	if cow, err = r.CowRecords(tx); err != nil {
 		t.Fatal(err)
+	}
+	// Lookups: the first CoW record at or after block 0 of the CoW
+	// domain, and each record found again by its start.
+	rec, found, err := r.Lookup(tx, true, 0, btree.GE)
+	if err != nil || found != (len(cow) > 0) || (found && rec != cow[0]) {
+		t.Errorf("Lookup(cow, 0, GE) = %v, %v, %v; CoW records %v", rec, found, err, cow)
+	}
+	for _, want := range all {
+		for _, dir := range []btree.LookupDir{btree.EQ, btree.LE} {
+			if got, found, err := r.Lookup(tx, want.Cow, want.Start, dir); err != nil || !found || got != want {
+				t.Errorf("Lookup(%v, %d, %v) = %v, %v, %v; want %v", want.Cow, want.Start, dir, got, found, err, want)
+			}
+		}
 	}
 	return all, cow
 }

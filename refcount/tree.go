@@ -225,6 +225,20 @@ func (r *AG) finish(tx Tx) error {
 	return nil
 }
 
+// Lookup returns the record dir gives for block bno of the domain (cow:
+// the CoW staging extents): the last record at or before it (btree.LE),
+// the first at or after it (btree.GE), or the one starting at it
+// (btree.EQ), as the kernel's xfs_refcount_lookup_le/_ge/_eq position
+// their cursor. The record may be of the other domain when none of this
+// one is there, as with the kernel's. found is false when there is none.
+func (r *AG) Lookup(tx Tx, cow bool, bno uint32, dir btree.LookupDir) (rec Rec, found bool, err error) {
+	c, ok, err := r.lookup(tx, cow, bno, dir)
+	if err != nil || !ok {
+		return Rec{}, false, err
+	}
+	return r.get(c)
+}
+
 // Records returns every record in key order (shared extents, then CoW
 // staging extents), each checked.
 func (r *AG) Records(tx Tx) ([]Rec, error) {

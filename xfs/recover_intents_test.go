@@ -9,6 +9,7 @@ package xfs
 // and the kernel's refusal to mount a log holding a bad intent.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -135,7 +136,8 @@ var logprintShort = map[uint16]string{ondisk.LIEFI: "EFI", ondisk.LIEFD: "EFD", 
 	ondisk.LICUI: "CUI", ondisk.LICUD: "CUD", ondisk.LIBUI: "BUI", ondisk.LIBUD: "BUD"}
 
 // ourIntents decodes every intent and done item of the committed
-// transactions of img's log, in log order.
+// transactions of img's log, in log order, and checks that each encodes
+// back to the bytes the kernel logged.
 func ourIntents(t *testing.T, img string) (items []loggedIntent, decoded []*ondisk.IntentLog) {
 	t.Helper()
 	fs, err := Open(img, Options{ReadOnly: true})
@@ -163,6 +165,9 @@ func ourIntents(t *testing.T, img string) (items []loggedIntent, decoded []*ondi
 			f, err := ondisk.DecodeIntentLog(it.Regions[0])
 			if err != nil {
 				return fmt.Errorf("transaction %#x: %w", tr.Tid, err)
+			}
+			if !bytes.Equal(f.Bytes(), it.Regions[0]) {
+				t.Errorf("transaction %#x: %v encodes to % x, the kernel logged % x", tr.Tid, f, f.Bytes(), it.Regions[0])
 			}
 			decoded = append(decoded, f)
 			li := loggedIntent{typ: logprintShort[f.Type], id: f.ID, n: int(f.NExtents)}
