@@ -119,6 +119,40 @@ func (ag *AG) length() uint32     { return ag.u32(12) }
 func (ag *AG) Root(i int) uint32 { return ag.u32(offRoots + 4*i) }
 func (ag *AG) Levels(i int) int  { return int(ag.u32(offLevels + 4*i)) }
 
+// RefcountRoot, RefcountLevel and RefcountBlocks are agf_refcount_root,
+// agf_refcount_level and agf_refcount_blocks.
+func (ag *AG) RefcountRoot() uint32   { return ag.AGF().RefcountRoot }
+func (ag *AG) RefcountLevel() int     { return int(ag.AGF().RefcountLevel) }
+func (ag *AG) RefcountBlocks() uint32 { return ag.AGF().RefcountBlocks }
+
+// changeAGF decodes the AGF, lets fn change it, encodes it back in place
+// and logs fields.
+func (ag *AG) changeAGF(tx Tx, fields AGFField, fn func(a *ondisk.AGF)) {
+	a := ag.AGF()
+	fn(a)
+	a.Encode(ag.agf.Data)
+	ag.Log(tx, fields)
+}
+
+// SetRefcountRoot records a new refcount btree root and height
+// (xfs_refcountbt_set_root).
+func (ag *AG) SetRefcountRoot(tx Tx, root uint32, levels int) {
+	ag.changeAGF(tx, AGFRefcountRoot|AGFRefcountLevel, func(a *ondisk.AGF) {
+		a.RefcountRoot, a.RefcountLevel = root, uint32(levels)
+	})
+}
+
+// AddRefcountBlocks adds delta to agf_refcount_blocks, refusing to leave
+// 0..agf_length (xfs_refcountbt_alloc_block, xfs_refcountbt_free_block).
+func (ag *AG) AddRefcountBlocks(tx Tx, delta int) error {
+	v := int64(ag.RefcountBlocks()) + int64(delta)
+	if v < 0 || v > int64(ag.length()) {
+		return ag.corrupt("agf_refcount_blocks", ag.RefcountBlocks(), nil, "would leave 0..agf_length adding "+strconv.Itoa(delta))
+	}
+	ag.changeAGF(tx, AGFRefcountBlocks, func(a *ondisk.AGF) { a.RefcountBlocks = uint32(v) })
+	return nil
+}
+
 // Log logs the byte range of the AGF covering fields (xfs_alloc_log_agf).
 func (ag *AG) Log(tx Tx, fields AGFField) {
 	if fields == 0 {

@@ -25,6 +25,8 @@ var (
 	OwnerAG     = Owner{Owner: ondisk.RmapOwnAG}     // AGFL and free-space btree blocks
 	OwnerInobt  = Owner{Owner: ondisk.RmapOwnInobt}  // inobt and finobt blocks
 	OwnerInodes = Owner{Owner: ondisk.RmapOwnInodes} // inode chunks
+	OwnerRefc   = Owner{Owner: ondisk.RmapOwnRefc}   // refcount btree blocks
+	OwnerCow    = Owner{Owner: ondisk.RmapOwnCow}    // CoW staging extents
 )
 
 // InodeOwner is the owner of a data or attr extent of inode ino at file

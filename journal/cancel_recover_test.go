@@ -3,10 +3,8 @@ package journal
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/xfsfree/xfsfree/cache"
@@ -30,19 +28,6 @@ func cancelItem(blkno int64) [][]byte {
 	f := &ondisk.BufLogFormat{Type: ondisk.LIBuf, Size: 1, Flags: ondisk.BlfCancel, Len: 1, Blkno: blkno, MapSize: 1}
 	b := make([]byte, f.EncodedSize())
 	f.Encode(b)
-	return [][]byte{b}
-}
-
-// efiItem is an extent-free intent (struct xfs_efi_log_format with one
-// 64-bit extent).
-func efiItem() [][]byte {
-	b := make([]byte, 32)
-	binary.LittleEndian.PutUint16(b, ondisk.LIEFI)
-	binary.LittleEndian.PutUint16(b[2:], 1)
-	binary.LittleEndian.PutUint32(b[4:], 1)
-	binary.LittleEndian.PutUint64(b[8:], 0xfeed)
-	binary.LittleEndian.PutUint64(b[16:], 100)
-	binary.LittleEndian.PutUint32(b[24:], 1)
 	return [][]byte{b}
 }
 
@@ -154,33 +139,6 @@ func TestRecoverCancelTable(t *testing.T) {
 			}
 			testimg.Repair(t, img)
 		})
-	}
-}
-
-// TestRecoverRefusesIntent: a log holding an EFI is refused by name before
-// anything is written, in a dry run too.
-func TestRecoverRefusesIntent(t *testing.T) {
-	img := mkImage(t, nil)
-	dev, lg, st := openWriteDev(t, img)
-	g := fsGeometry(t, dev)
-	x := g.AgbToDaddr(1, g.AGBlocks-16)
-	writeTransactions(t, dev, lg, st, [][][]byte{dataBufItem(x, 0x11)}, [][][]byte{efiItem(), dataBufItem(x+1, 0x22)})
-	dev.Close()
-	sum := testimg.Hash(t, img)
-	for _, dry := range []bool{true, false} {
-		dev, lg, st := openWriteDev(t, img)
-		_, err := Recover(dev, g, lg, st, RecoverOptions{DryRun: dry})
-		dev.Close()
-		var ue *UnsupportedItemsError
-		if !errors.As(err, &ue) || !errors.Is(err, ErrUnsupportedItems) || ue.Items["XFS_LI_EFI"] != 1 {
-			t.Fatalf("Recover (dry run %v) = %v, want a refusal naming XFS_LI_EFI", dry, err)
-		}
-		if !strings.Contains(err.Error(), "XFS_LI_EFI (1)") || !strings.Contains(err.Error(), "mount the filesystem") {
-			t.Errorf("refusal text: %v", err)
-		}
-		if testimg.Hash(t, img) != sum {
-			t.Fatalf("a refused Recover wrote to the image")
-		}
 	}
 }
 

@@ -78,6 +78,18 @@ type RecoverReport struct {
 	IcreateReplayed  int `json:"icreates_replayed"`
 	IcreateCancelled int `json:"icreates_cancelled"`
 
+	// IntentsLogged counts the intent items (EFI, RUI, CUI, BUI) in
+	// committed transactions; IntentsCancelled those a done item after
+	// them finished; DoneUnmatched the done items whose intent is not in
+	// the recovered part of the log (behind the tail).
+	IntentsLogged    int `json:"intents_logged"`
+	IntentsCancelled int `json:"intents_cancelled"`
+	DoneUnmatched    int `json:"done_items_unmatched"`
+	// PendingIntents lists, in log order, the intents no done item
+	// finished: the work the kernel's mount would finish after the replay.
+	// Recover refuses a log that has any (PendingIntentsError).
+	PendingIntents []PendingIntent `json:"pending_intents,omitempty"`
+
 	// LoggedInodes lists the inode numbers named by inode items, ascending.
 	LoggedInodes []uint64 `json:"logged_inodes"`
 
@@ -138,8 +150,11 @@ func (e *UnsupportedItemsError) Unwrap() error { return ErrUnsupportedItems }
 // dev, whose filesystem geometry is g, as the kernel's log recovery does,
 // then writes the superblock summary counters and an unmount record. On a
 // clean log it writes nothing. A log holding items it does not replay is
-// refused with an *UnsupportedItemsError before anything is written; any
-// other error during replay also leaves the device untouched.
+// refused with an *UnsupportedItemsError before anything is written; a log
+// with pending intents with a *PendingIntentsError, returned with the
+// report, whose PendingIntents lists them; a bad intent (length or values)
+// with a *ondisk.CorruptError naming it. Any error during replay leaves the
+// device untouched.
 func Recover(dev WriteDev, g *ondisk.Geometry, lg Geometry, st *State, opts RecoverOptions) (*RecoverReport, error) {
 	rep := &RecoverReport{DryRun: opts.DryRun, Items: map[string]int{}, Head: st.Head, Tail: st.Tail,
 		HeadCycle: st.HeadCycle, TailLSN: st.TailLSN.String(), LastLSN: st.LastLSN.String(), Torn: st.Torn}
@@ -152,6 +167,9 @@ func Recover(dev WriteDev, g *ondisk.Geometry, lg Geometry, st *State, opts Reco
 	}
 	if !g.SB.IsV5() {
 		return nil, fmt.Errorf("journal: recovering a v4 filesystem is %w", ondisk.ErrUnsupported)
+	}
+	if err := checkLogIncompat(g.SB); err != nil {
+		return nil, err
 	}
 	r := &recovery{
 		dev: dev, g: g, sb: *g.SB, l: New(dev, lg), rep: rep,
@@ -174,6 +192,17 @@ func Recover(dev WriteDev, g *ondisk.Geometry, lg Geometry, st *State, opts Reco
 	// buffer reloads the in-core one: xlog_recover_do_primary_sb_buffer),
 	// with the summary counters rebuilt from the AG headers.
 	if err := r.counters(); err != nil {
+		return nil, err
+	}
+	rg, err := ondisk.NewGeometry(&r.sb)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.checkIntents(rg); err != nil {
+		var pe *PendingIntentsError
+		if errors.As(err, &pe) {
+			return rep, err
+		}
 		return nil, err
 	}
 	if opts.DryRun {
@@ -237,15 +266,17 @@ type recovery struct {
 	ov      *overlay
 	cancels map[cancelKey]int // pass 1's cancel table with reference counts
 	inodes  map[uint64]bool
+	in      intents // pass 2's pending and cancelled intents
 }
 
 func (r *recovery) warn(format string, args ...any) {
 	r.rep.Warnings = append(r.rep.Warnings, fmt.Sprintf(format, args...))
 }
 
-// replayable reports whether recovery replays items of type t.
+// replayable reports whether recovery replays (or, for intents and done
+// items, pairs) items of type t.
 func replayable(t uint16) bool {
-	return t == ondisk.LIBuf || t == ondisk.LIInode || t == ondisk.LIIcreate
+	return t == ondisk.LIBuf || t == ondisk.LIInode || t == ondisk.LIIcreate || isIntentItem(t)
 }
 
 // pass1 is XLOG_RECOVER_PASS1: count the records and transactions, build
@@ -317,6 +348,10 @@ func (r *recovery) pass2(st *State) error {
 				err = r.replayInode(t, it)
 			case ondisk.LIIcreate:
 				err = r.replayIcreate(t, it)
+			default:
+				if isIntentItem(it.Type) {
+					err = r.recoverIntentItem(t, it)
+				}
 			}
 			if err != nil {
 				return err

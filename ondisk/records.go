@@ -1,5 +1,7 @@
 package ondisk
 
+import "fmt"
+
 // Records and keys of the per-AG btrees: inobt and finobt (struct
 // xfs_inobt_rec), bnobt and cntbt (struct xfs_alloc_rec), rmapbt (struct
 // xfs_rmap_rec, xfs_rmap_key) and refcountbt (struct xfs_refcount_rec); and
@@ -183,6 +185,43 @@ func (r RefcountRec) Encode(b []byte) {
 	be.PutUint32(b[0:], r.StartBlock)
 	be.PutUint32(b[4:], r.BlockCount)
 	be.PutUint32(b[8:], r.RefCount)
+}
+
+// Refcount record limits (XFS_REFC_LEN_MAX, XFS_REFC_REFCOUNT_MAX). A
+// record whose count reaches RefcRefcountMax keeps it for ever.
+const (
+	RefcLenMax      = ^uint32(0)
+	RefcRefcountMax = ^uint32(0)
+)
+
+// Check is xfs_refcount_check_irec for a record of AG agno: a length in
+// 1..RefcLenMax, a count of exactly 1 in the CoW domain and at least 2 in
+// the shared one (xfs_refcount_check_domain), an extent of the AG's blocks
+// past its headers that does not wrap (xfs_verify_agbext), and a count
+// below the maximum. The error names the record.
+func (r RefcountRec) Check(g *Geometry, agno uint32) error {
+	w := Where{AG: agno, Daddr: -1}
+	what := func(msg string) error {
+		dom := "shared"
+		if r.Cow() {
+			dom = "CoW"
+		}
+		return w.Corrupt("refcountbt record", fmt.Sprintf("[%d, %d) refcount %d (%s)", r.Agbno(), uint64(r.Agbno())+uint64(r.BlockCount), r.RefCount, dom), nil, nil, msg)
+	}
+	start, n := r.Agbno(), r.BlockCount
+	switch {
+	case n == 0 || n > RefcLenMax:
+		return what("has a bad length")
+	case r.Cow() && r.RefCount != 1:
+		return what("is a CoW staging extent whose refcount is not 1")
+	case !r.Cow() && r.RefCount < 2:
+		return what("is a shared extent whose refcount is below 2")
+	case start+n <= start || !g.VerifyAgbno(agno, start) || !g.VerifyAgbno(agno, start+n-1):
+		return what("is not an extent of the AG's blocks past its headers")
+	case r.RefCount == 0:
+		return what("has a refcount of 0")
+	}
+	return nil
 }
 
 // Cow reports a CoW staging extent; Agbno is the start without the flag.

@@ -72,6 +72,9 @@ const (
 // Log incompatible features (XFS_SB_FEAT_INCOMPAT_LOG_*).
 const (
 	FeatLogIncompatXattrs = 1 << 0
+	// FeatLogIncompatAll is every log-incompatible feature the kernel
+	// knows (XFS_SB_FEAT_INCOMPAT_LOG_ALL).
+	FeatLogIncompatAll = FeatLogIncompatXattrs
 )
 
 // FeatIncompatSupported is the set of incompat features xfsfree reads and

@@ -36,7 +36,8 @@ const OrphansNote = "orphaned inodes on the AGI unlinked lists are left in place
 // is mounted) and replays its log as the kernel's log recovery does, then
 // writes the superblock counters and an unmount record. A clean log is
 // reported and nothing is written. A log holding items xfsfree does not
-// replay (intents and the like) is refused, nothing written.
+// replay, or intents without their done items (journal.PendingIntentsError),
+// is refused, nothing written.
 func Recover(path string, o RecoverOptions) (*RecoverReport, error) {
 	fs, err := Open(path, Options{ReadOnly: o.DryRun, Buffered: o.Buffered})
 	if err != nil {

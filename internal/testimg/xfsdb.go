@@ -434,3 +434,48 @@ func OrphanChains(t testing.TB, img string, agno uint32) [64][]uint32 {
 	}
 	return chains
 }
+
+// TreeRecords returns every leaf record of the short-form btree of type typ (an xfs_db type:
+// "bnobt", "cntbt", "rmapbt", "refcntbt", ...) rooted at agbno root of AG agno with the given
+// number of levels, in key order, read with xfs_db a level at a time.
+func TreeRecords(t testing.TB, img string, agno uint32, root uint32, levels int, typ string) []Record {
+	t.Helper()
+	g := Geo(t, img)
+	blocks := []uint64{uint64(root)}
+	for l := levels; ; l-- {
+		var cmds []string
+		for _, b := range blocks {
+			cmds = append(cmds, fmt.Sprintf("fsblock %d", g.FSBlock(agno, uint32(b))), "type "+typ, "p")
+		}
+		out := DB(t, img, cmds...)
+		if l <= 1 {
+			recs, err := ParseRecords(out, "recs")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return recs
+		}
+		ptrs, _ := ParseArray(out, "ptrs")
+		blocks = blocks[:0:0]
+		for _, p := range ptrs {
+			v, err := ParseUint(p.Value)
+			if err != nil {
+				t.Fatalf("testimg: AG %d %s ptr %q: %v", agno, typ, p.Value, err)
+			}
+			blocks = append(blocks, v)
+		}
+	}
+}
+
+// RefcountRecords returns AG agno's refcount btree records, in key order (shared extents first,
+// then CoW staging extents): `startblock`, `blockcount`, `refcount` and `cowflag`.
+func RefcountRecords(t testing.TB, img string, agno uint32) []Record {
+	t.Helper()
+	f := ParseFields(DB(t, img, fmt.Sprintf("agf %d", agno), "p refcntroot refcntlevel"))
+	root, err1 := ParseUint(f["refcntroot"])
+	level, err2 := ParseUint(f["refcntlevel"])
+	if err1 != nil || err2 != nil || level == 0 {
+		t.Fatalf("testimg: AG %d: refcntroot %q refcntlevel %q", agno, f["refcntroot"], f["refcntlevel"])
+	}
+	return TreeRecords(t, img, agno, uint32(root), int(level), "refcntbt")
+}
