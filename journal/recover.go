@@ -103,6 +103,11 @@ type RecoverReport struct {
 	Counters    Counters `json:"counters"`
 	OldCounters Counters `json:"old_counters"`
 
+	// CountersNotRebuilt says why the summary counters were left as the
+	// log left them (an AG header that does not verify): the filesystem
+	// needs xfs_repair.
+	CountersNotRebuilt string `json:"counters_not_rebuilt,omitempty"`
+
 	// UnmountLSN is where the unmount record went.
 	UnmountLSN string `json:"unmount_lsn,omitempty"`
 
@@ -444,31 +449,16 @@ func (r *recovery) counters() error {
 			return err
 		}
 	}
-	var c Counters
-	for agno := uint32(0); agno < sb.AGCount; agno++ {
-		ctx := ondisk.VerifyCtx{G: g, AG: agno, Daddr: g.AGIDaddr(agno)}
-		ib, err := r.ov.read(ctx.Daddr, sect)
-		if err != nil {
-			return err
-		}
-		if err := ondisk.VerifyAGI(ib, ctx); err != nil {
-			return err
-		}
-		agi, _ := ondisk.DecodeAGI(ib)
-		ctx.Daddr = g.AGFDaddr(agno)
-		fb, err := r.ov.read(ctx.Daddr, sect)
-		if err != nil {
-			return err
-		}
-		if err := ondisk.VerifyAGF(fb, ctx); err != nil {
-			return err
-		}
-		agf, _ := ondisk.DecodeAGF(fb)
-		c.ICount += uint64(agi.Count)
-		c.IFree += uint64(agi.FreeCount)
-		c.FDBlocks += uint64(agf.FreeBlks) + uint64(agf.FLCount) + uint64(agf.BtreeBlks)
-	}
+	c, err := r.sumAGHeaders(g, sb.AGCount)
 	r.rep.OldCounters = Counters{sb.ICount, sb.IFree, sb.FDBlocks}
+	if err != nil {
+		// A corrupt AG header: the log is still replayed and closed, so
+		// that plain xfs_repair (which refuses a dirty log) can fix the
+		// filesystem; the superblock keeps the counters the log left.
+		r.rep.CountersNotRebuilt = err.Error()
+		r.warn("the superblock's summary counters were not rebuilt (xfs_repair will): %v", err)
+		c = r.rep.OldCounters
+	}
 	r.rep.Counters = c
 	sb.ICount, sb.IFree, sb.FDBlocks = c.ICount, c.IFree, c.FDBlocks
 	sb.Encode(b)
@@ -476,6 +466,37 @@ func (r *recovery) counters() error {
 	r.ov.write(ondisk.SBDaddr, b)
 	r.sb = *sb
 	return nil
+}
+
+// sumAGHeaders sums the AG headers' counters as xfs_initialize_perag_data
+// does, reading them through the overlay.
+func (r *recovery) sumAGHeaders(g *ondisk.Geometry, agcount uint32) (Counters, error) {
+	var c Counters
+	sect := g.SectBBs()
+	for agno := uint32(0); agno < agcount; agno++ {
+		ctx := ondisk.VerifyCtx{G: g, AG: agno, Daddr: g.AGIDaddr(agno)}
+		ib, err := r.ov.read(ctx.Daddr, sect)
+		if err != nil {
+			return c, err
+		}
+		if err := ondisk.VerifyAGI(ib, ctx); err != nil {
+			return c, err
+		}
+		agi, _ := ondisk.DecodeAGI(ib)
+		ctx.Daddr = g.AGFDaddr(agno)
+		fb, err := r.ov.read(ctx.Daddr, sect)
+		if err != nil {
+			return c, err
+		}
+		if err := ondisk.VerifyAGF(fb, ctx); err != nil {
+			return c, err
+		}
+		agf, _ := ondisk.DecodeAGF(fb)
+		c.ICount += uint64(agi.Count)
+		c.IFree += uint64(agi.FreeCount)
+		c.FDBlocks += uint64(agf.FreeBlks) + uint64(agf.FLCount) + uint64(agf.BtreeBlks)
+	}
+	return c, nil
 }
 
 // overlay holds the blocks replay changed, by daddr, over the device: the

@@ -236,6 +236,12 @@ func (t *Transaction) ReadBuf(daddr int64, nBB int, kind *ondisk.BlockKind, ctx 
 // being reused.
 func (t *Transaction) GetBuf(daddr int64, nBB int, kind *ondisk.BlockKind) (*cache.Buf, error) {
 	if b, ok, err := t.joined(daddr, nBB, true); ok || err != nil {
+		if ok && kind != nil {
+			// A block freed and reused in this transaction (a bnobt
+			// block back from the AGFL as a cntbt block): it is of its
+			// new kind now, for the verifier and the log item's type.
+			b.Kind = kind
+		}
 		return b, err
 	}
 	b, err := t.s.c.GetNoRead(daddr, nBB, kind)

@@ -49,6 +49,14 @@ func Recover(path string, o RecoverOptions) (*RecoverReport, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	rep := &RecoverReport{Device: path, RecoverReport: jr}
+	if jr.CountersNotRebuilt != "" {
+		// The log is replayed and clean; the filesystem is corrupt.
+		what := "the log was replayed and is clean"
+		if o.DryRun {
+			what = "dry run: the log would be replayed and left clean"
+		}
+		return rep, fmt.Errorf("%s: %s, but an AG header is corrupt (summary counters not rebuilt): run xfs_repair: %s", path, what, jr.CountersNotRebuilt)
+	}
 	if jr.Clean || o.DryRun {
 		return rep, nil
 	}

@@ -25,9 +25,12 @@ buffer cancellations and, on v5 filesystems, skipping blocks already newer
 than the change. It then rebuilds the superblock summary counters from the
 AG headers and writes an unmount record, so the log is clean.
 
-A log holding items recover does not replay (extent-free, rmap, refcount,
-bmap and attr intents and their done items, dquots) is refused by name and
-nothing is written: mount the filesystem with the kernel to recover it.
+Intent items (extent-free, rmap, refcount and bmap intents) that their done
+items cancel need nothing more and are recovered as the kernel does. A log
+still holding pending intents (work the kernel finishes at mount), or items
+of features xfsfree does not handle (attr and exchange intents, realtime
+intents, dquots), is refused by name and nothing is written: mount the
+filesystem with the kernel to recover it.
 Orphaned inodes are left on the unlinked lists for 'xfsfree free'.
 On a clean log recover says so and writes nothing.`,
 		Args: exactlyOneDevice,
@@ -39,14 +42,16 @@ On a clean log recover says so and writes nothing.`,
 			if errors.Is(err, journal.ErrInterrupted) {
 				return interruptedError{err.Error()}
 			}
-			if err != nil {
-				return err
+			if rep != nil {
+				if g.json {
+					if perr := printJSON(os.Stdout, rep); perr != nil {
+						return perr
+					}
+				} else {
+					printRecover(os.Stdout, rep)
+				}
 			}
-			if g.json {
-				return printJSON(os.Stdout, rep)
-			}
-			printRecover(os.Stdout, rep)
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "replay in memory and report; write nothing")

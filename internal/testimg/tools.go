@@ -231,3 +231,21 @@ func MountDev(t testing.TB, dev string, opts ...string) (mnt string) {
 	})
 	return mnt
 }
+
+// RepairFix runs plain `xfs_repair` (it modifies the image; no -n, no -L) and returns its
+// combined output and exit code: 0 repaired or nothing to repair; 2 when it refuses a dirty log.
+func RepairFix(t testing.TB, img string) (output string, exit int) {
+	t.Helper()
+	Need(t, "xfs_repair", "xfs_db")
+	out, err := exec.Command(tool("xfs_repair"), repairArgs(t, img)...).CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	default:
+		t.Fatalf("testimg: xfs_repair: %v", err)
+		return "", -1
+	}
+}
