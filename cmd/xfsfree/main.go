@@ -69,6 +69,9 @@ Exit codes: 0 done, 1 refused or failed, 2 usage error.`,
 	}
 	root.AddCommand(newInfoCmd(g), newScanCmd(g), newCheckCmd(g), newRecoverCmd(g), newFreeCmd(g))
 	addTestHooks(root, g)
+	root.AddCommand(newGenDocsCmd())
+	addVersionFlag(root)
+	addExamples(root)
 	return root
 }
 
