@@ -165,7 +165,7 @@ func TestReadLikeSfdisk(t *testing.T) {
 func TestReadGPT4096(t *testing.T) {
 	testimg.Need(t, "sfdisk", "loop")
 	img := newDiskFile(t, 64<<20)
-	dev, detach := testimg.LoopAttach(t, img, "--sector-size", "4096")
+	dev := testimg.Losetup(t, img, "--sector-size", "4096")
 	sfdisk(t, dev, "label: gpt\nsize=2048, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"a\"\ntype=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"b\"\n")
 	want := sfdiskJSON(t, dev)
 	if want.SectorSize != 4096 {
@@ -176,7 +176,6 @@ func TestReadGPT4096(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameAsSfdisk(t, onDev, want)
-	detach()
 	onFile, err := readFile(t, img)
 	if err != nil {
 		t.Fatal(err)
