@@ -53,7 +53,6 @@ func ReadAllocState(t testing.TB, img string) AllocState {
 	return s
 }
 
-
 // Diff lists how s differs from want (the kernel's), one line each.
 func (s AllocState) Diff(want AllocState) []string {
 	var d []string
