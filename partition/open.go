@@ -29,7 +29,11 @@ func OpenDisk(path string) (*Disk, error) {
 		return nil, err
 	}
 	d := &Disk{f: f}
-	if st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0 {
+	if !st.Mode().IsRegular() && (st.Mode()&os.ModeDevice == 0 || st.Mode()&os.ModeCharDevice != 0) {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a block device or regular file", path)
+	}
+	if st.Mode()&os.ModeDevice != 0 {
 		ss, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKSSZGET)
 		if err != nil {
 			f.Close()

@@ -38,7 +38,7 @@ func newGenDocsCmd() *cobra.Command {
 		Use:    "gen-docs DIR",
 		Short:  "Write the man pages to DIR/man and the shell completions to DIR/completions",
 		Hidden: true,
-		Args:   exactlyOneDevice,
+		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return genDocs(cmd.Root(), args[0])
 		},

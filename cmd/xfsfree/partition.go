@@ -70,7 +70,10 @@ func (p *partitionFlags) resolve(g *globalFlags, dev string) error {
 	}
 	defer d.Close()
 	if whole, err := d.WholeXFS(); err != nil {
-		return fmt.Errorf("%s: %w", dev, err)
+		if p.number != 0 {
+			return fmt.Errorf("%s: %w", dev, err)
+		}
+		return nil // the open of the device says what is wrong
 	} else if whole {
 		if p.number != 0 {
 			return usageError{fmt.Errorf("%s holds an XFS filesystem on the whole device, with no partition table: drop --partition", dev)}
