@@ -9,7 +9,15 @@ package cache
 import "fmt"
 
 // byteRange is the range of the backing file's bytes the mounted check
-// looks at (end 0: to the end).
+// looks at (end 0: to the end): checkFileInUse refuses an image file only
+// when a mounted or held loop device shows bytes that overlap it.
+//
+// TODO(mounted.go): checkBlockInUse takes no range. For a block device
+// opened with Offset/Size (a whole-disk loop device with --partition N) the
+// loop devices over the same backing file are checked against the block
+// device's whole range, which refuses more than it must (a mount of another
+// partition of the same disk image); narrowing that needs a byteRange
+// parameter there, shifted by the loop device's own lo_offset.
 func (o OpenOptions) byteRange() byteRange {
 	r := byteRange{start: uint64(max(o.Offset, 0))}
 	if o.Size > 0 {
