@@ -58,6 +58,14 @@ type OpenOptions struct {
 	// through the page cache (needed on tmpfs). Durability still comes
 	// from Sync (fdatasync).
 	Buffered bool
+	// Offset and Size restrict the device to a byte range — a partition
+	// of a whole-disk image or device: every daddr is relative to Offset,
+	// nothing outside [Offset, Offset+Size) is ever read into a buffer or
+	// written, and Size() reports Size. Size 0 means "to the end of the
+	// device". Both must be multiples of 512; with O_DIRECT, Offset must
+	// be a multiple of the I/O alignment (range.go). The mounted check
+	// covers only mounts of overlapping bytes.
+	Offset, Size int64
 }
 
 // WriteHook is called before every device write with the write's daddr
@@ -86,9 +94,11 @@ type Device struct {
 	f        *os.File
 	fd       int
 	path     string
-	size     int64
-	sector   int // logical sector size
-	align    int // I/O offset and length alignment
+	size     int64 // bytes of the range the device is restricted to (all of it by default)
+	base     int64 // byte offset of that range (OpenOptions.Offset)
+	devSize  int64 // bytes of the whole file or block device
+	sector   int   // logical sector size
+	align    int   // I/O offset and length alignment
 	isBlock  bool
 	readOnly bool
 	buffered bool
@@ -136,7 +146,7 @@ func Open(path string, opts OpenOptions) (*Device, error) {
 			return nil, err
 		}
 	case mode.IsRegular():
-		if loops, err = checkFileInUse(path, sys, byteRange{}); err != nil {
+		if loops, err = checkFileInUse(path, sys, opts.byteRange()); err != nil {
 			return nil, err
 		}
 		for _, l := range loops {
@@ -183,6 +193,10 @@ func Open(path string, opts OpenOptions) (*Device, error) {
 		return nil, err
 	}
 	if err := d.setup(sys); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := d.restrict(opts.Offset, opts.Size); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -329,7 +343,7 @@ func (d *Device) ReadInto(daddr int64, b []byte) error {
 }
 
 func (d *Device) readInto(daddr int64, b []byte) error {
-	off := daddr * BBSize
+	off := d.base + daddr*BBSize
 	a := int64(d.align)
 	start := off &^ (a - 1)
 	end := (off + int64(len(b)) + a - 1) &^ (a - 1)
@@ -355,7 +369,7 @@ func (d *Device) pread(b []byte, off int64, need int) error {
 		err = nil
 	}
 	if err != nil {
-		return fmt.Errorf("%s: read at daddr %d (%d bytes): %w", d.path, off/BBSize, len(b), err)
+		return fmt.Errorf("%s: read at daddr %d (%d bytes): %w", d.path, (off-d.base)/BBSize, len(b), err)
 	}
 	return nil
 }
@@ -386,7 +400,7 @@ func (d *Device) WriteAt(daddr int64, b []byte) error {
 		}
 		b = cp
 	}
-	off := daddr * BBSize
+	off := d.base + daddr*BBSize
 	a := int64(d.align)
 	start := off &^ (a - 1)
 	end := (off + int64(len(b)) + a - 1) &^ (a - 1)
@@ -400,7 +414,11 @@ func (d *Device) WriteAt(daddr int64, b []byte) error {
 		}
 		return d.pwrite(b, off)
 	}
-	// Read-modify-write of the enclosing aligned range.
+	// Read-modify-write of the enclosing aligned range, which must not
+	// leave the range the device is restricted to.
+	if err := d.checkRMW(daddr, start, end); err != nil {
+		return err
+	}
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	d.rmw.Add(1)
@@ -410,11 +428,11 @@ func (d *Device) WriteAt(daddr int64, b []byte) error {
 	}
 	copy(tmp[off-start:], b)
 	// Do not extend an image file with the alignment slack.
-	if end > d.size && !d.isBlock {
+	if end > d.devSize && !d.isBlock {
 		if d.buffered {
-			tmp = tmp[:d.size-start]
+			tmp = tmp[:d.devSize-start]
 		} else {
-			return fmt.Errorf("%s: write at daddr %d: image size %d is not a multiple of the O_DIRECT alignment %d: use --buffered", d.path, daddr, d.size, a)
+			return fmt.Errorf("%s: write at daddr %d: image size %d is not a multiple of the O_DIRECT alignment %d: use --buffered", d.path, daddr, d.devSize, a)
 		}
 	}
 	return d.pwrite(tmp, start)
@@ -425,7 +443,7 @@ func (d *Device) pwrite(b []byte, off int64) error {
 	d.writes.Add(1)
 	d.bwritten.Add(int64(n))
 	if err != nil {
-		return fmt.Errorf("%s: write at daddr %d (%d bytes): %w", d.path, off/BBSize, len(b), err)
+		return fmt.Errorf("%s: write at daddr %d (%d bytes): %w", d.path, (off-d.base)/BBSize, len(b), err)
 	}
 	return nil
 }

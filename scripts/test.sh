@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (README, .ci/run): formatting, vet, the race-enabled
+# The project's test command (README, .ci/run): formatting, vet, go mod tidy, the race-enabled
 # test suite against real images (needs root, loop devices and xfsprogs; tests
 # that lack them skip with a reason), then a short run of every fuzz target.
 # FUZZTIME (default 100000x: executions, not seconds) sets how long each fuzz
@@ -15,6 +15,9 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+if ! go mod tidy -diff >/tmp/xfsfree-tidy.log 2>&1; then
+	echo "go mod tidy would change go.mod/go.sum:"; cat /tmp/xfsfree-tidy.log; exit 1
+fi
 go build -o /dev/null ./cmd/xfsfree
 go test -race -count=1 -timeout 40m ./...
 

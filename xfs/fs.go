@@ -19,6 +19,11 @@ type Options struct {
 	ReadOnly bool
 	// Buffered uses buffered I/O instead of O_DIRECT.
 	Buffered bool
+	// Offset and Size (bytes) restrict the device to the byte range of a
+	// partition of a whole-disk image or device (package partition finds
+	// them): every read and write stays inside it (cache.OpenOptions).
+	// Size 0 means to the end of the device.
+	Offset, Size int64
 	// CacheBytes bounds the buffer cache (0: the cache's default).
 	CacheBytes int64
 	// Workers is the number of AGs worked on at once (0: 8).
@@ -45,7 +50,7 @@ type FS struct {
 // unsupported or unknown incompat feature, NEEDSREPAIR or a v1 log are
 // refused with a message saying why.
 func Open(path string, o Options) (*FS, error) {
-	dev, err := cache.Open(path, cache.OpenOptions{ReadOnly: o.ReadOnly, Buffered: o.Buffered})
+	dev, err := cache.Open(path, cache.OpenOptions{ReadOnly: o.ReadOnly, Buffered: o.Buffered, Offset: o.Offset, Size: o.Size})
 	if err != nil {
 		return nil, err
 	}

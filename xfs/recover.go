@@ -15,6 +15,8 @@ type RecoverOptions struct {
 	// Stop, if closed before recovery writes, ends it with
 	// journal.ErrInterrupted, nothing written.
 	Stop <-chan struct{}
+	// Offset and Size restrict the device to a partition (see Options).
+	Offset, Size int64
 }
 
 // RecoverReport is what `xfsfree recover` prints.
@@ -39,7 +41,7 @@ const OrphansNote = "orphaned inodes on the AGI unlinked lists are left in place
 // replay, or intents without their done items (journal.PendingIntentsError),
 // is refused, nothing written.
 func Recover(path string, o RecoverOptions) (*RecoverReport, error) {
-	fs, err := Open(path, Options{ReadOnly: o.DryRun, Buffered: o.Buffered})
+	fs, err := Open(path, Options{ReadOnly: o.DryRun, Buffered: o.Buffered, Offset: o.Offset, Size: o.Size})
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +64,7 @@ func Recover(path string, o RecoverOptions) (*RecoverReport, error) {
 	}
 	// Count what is left on the unlinked lists, reading the device afresh
 	// (the handle's cache holds headers from before recovery).
-	n, err := countOrphans(path, o.Buffered)
+	n, err := countOrphans(path, Options{ReadOnly: true, Buffered: o.Buffered, Offset: o.Offset, Size: o.Size})
 	if err != nil {
 		return rep, err
 	}
@@ -90,8 +92,8 @@ func recoverLog(fs *FS, o RecoverOptions) (*journal.RecoverReport, error) {
 }
 
 // countOrphans counts the inodes on every AGI unlinked list of the image.
-func countOrphans(path string, buffered bool) (int, error) {
-	fs, err := Open(path, Options{ReadOnly: true, Buffered: buffered})
+func countOrphans(path string, o Options) (int, error) {
+	fs, err := Open(path, o)
 	if err != nil {
 		return 0, err
 	}

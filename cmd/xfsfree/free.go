@@ -77,7 +77,7 @@ plan.`,
 			if o.Orphans && len(o.Inos) > 0 {
 				return usageError{errors.New("--orphans frees every orphan: give it or --ino, not both")}
 			}
-			opts := xfs.Options{Buffered: g.buffered}
+			opts := xfs.Options{Buffered: g.buffered, Offset: g.part.off, Size: g.part.len}
 			var fs *xfs.FS
 			var err error
 			if o.DryRun {

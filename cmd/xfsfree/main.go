@@ -31,6 +31,7 @@ type globalFlags struct {
 	json     bool
 	buffered bool
 	quiet    bool
+	part     partitionFlags // --partition, --offset, --size (partition.go)
 }
 
 func newRootCmd(g *globalFlags) *cobra.Command {
@@ -54,6 +55,11 @@ recovered by 'xfsfree recover' or by a kernel mount.
 Only v5 (CRC-enabled) filesystems are supported. A device or image that is
 mounted is refused; 'free' refuses a dirty log (run 'recover' first).
 
+DEV may be a whole disk or disk image with a GPT or MBR partition table (a
+VM or cloud image): the partition holding XFS is used when there is one;
+with several, --partition N picks one. --offset and --size give the
+filesystem's byte range by hand. No byte outside it is read or written.
+
 Exit codes: 0 done, 1 refused or failed, 2 usage error.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -69,6 +75,10 @@ Exit codes: 0 done, 1 refused or failed, 2 usage error.`,
 	}
 	root.AddCommand(newInfoCmd(g), newScanCmd(g), newCheckCmd(g), newRecoverCmd(g), newFreeCmd(g))
 	addTestHooks(root, g)
+	root.AddCommand(newGenDocsCmd())
+	addVersionFlag(root)
+	addPartitionFlags(root, g, &g.part)
+	addExamples(root)
 	return root
 }
 

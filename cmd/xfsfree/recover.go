@@ -37,7 +37,7 @@ On a clean log recover says so and writes nothing.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stop, done := catchInterrupts("stopping before anything is written (once writing has begun, recovery finishes)",
 				"the log stays dirty and is replayed again by the next recover or mount")
-			rep, err := xfs.Recover(args[0], xfs.RecoverOptions{DryRun: dryRun, Buffered: g.buffered, Stop: stop})
+			rep, err := xfs.Recover(args[0], xfs.RecoverOptions{DryRun: dryRun, Buffered: g.buffered, Stop: stop, Offset: g.part.off, Size: g.part.len})
 			done()
 			if errors.Is(err, journal.ErrInterrupted) {
 				return interruptedError{err.Error()}

@@ -85,7 +85,7 @@ xfs_repair depends on.`,
 			return nil
 		},
 		RunE: func(_ *cobra.Command, args []string) error {
-			fs, err := xfs.OpenWrite(args[0], xfs.Options{Buffered: g.buffered, WriteHook: c.hook()})
+			fs, err := xfs.OpenWrite(args[0], xfs.Options{Buffered: g.buffered, Offset: g.part.off, Size: g.part.len, WriteHook: c.hook()})
 			if err != nil {
 				return err
 			}

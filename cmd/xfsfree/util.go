@@ -75,7 +75,7 @@ func (p *progress) Done() {
 func readOnlyReport[R any](g *globalFlags, dev, label string, pass func(fs *xfs.FS, progress func(done, total int)) (R, error),
 	text func(io.Writer, R)) (R, error) {
 	var zero R
-	fs, err := xfs.Open(dev, xfs.Options{ReadOnly: true, Buffered: g.buffered})
+	fs, err := xfs.Open(dev, xfs.Options{ReadOnly: true, Buffered: g.buffered, Offset: g.part.off, Size: g.part.len})
 	if err != nil {
 		return zero, err
 	}

@@ -149,10 +149,18 @@ func KernelMountCycle(t testing.TB, img string, opts ...string) (kmsg string, re
 		t.Fatalf("testimg: losetup -f --show %s: %v", img, err)
 	}
 	dev := strings.TrimSpace(string(out))
-	detach := func() { exec.Command(tool("losetup"), "-d", dev).Run() }
+	defer exec.Command(tool("losetup"), "-d", dev).Run()
+	return KernelMountCycleDev(t, dev, opts...)
+}
+
+// KernelMountCycleDev is KernelMountCycle of a block device the test has
+// attached itself (a loop device over a partition's byte range: Losetup
+// with -o OFFSET --sizelimit SIZE).
+func KernelMountCycleDev(t testing.TB, dev string, opts ...string) (kmsg string, recovered bool) {
+	t.Helper()
+	Need(t, "mount", "umount", "dmesg")
 	mark := fmt.Sprintf("xfsfree-test %s %d", dev, time.Now().UnixNano())
 	if err := os.WriteFile("/dev/kmsg", []byte(mark+"\n"), 0); err != nil {
-		detach()
 		t.Skipf("testimg: cannot write a marker to /dev/kmsg: %v", err)
 	}
 	mnt := t.TempDir()
@@ -160,13 +168,10 @@ func KernelMountCycle(t testing.TB, img string, opts ...string) (kmsg string, re
 	// tests running at the same time.
 	args := []string{"-o", strings.Join(append([]string{"nouuid"}, opts...), ","), dev, mnt}
 	if out, err := exec.Command(tool("mount"), args...).CombinedOutput(); err != nil {
-		detach()
-		t.Fatalf("testimg: mount %s (%s): %v\n%s", img, dev, err, out)
+		t.Fatalf("testimg: mount %s: %v\n%s", dev, err, out)
 	}
-	uerr := unmount(mnt)
-	detach()
-	if uerr != nil {
-		t.Fatal(uerr)
+	if err := unmount(mnt); err != nil {
+		t.Fatal(err)
 	}
 	log, err := exec.Command(tool("dmesg")).Output()
 	if err != nil {
