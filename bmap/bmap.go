@@ -143,7 +143,18 @@ func (m *ForkMap) walkBtree(c *cache.Cache, g *ondisk.Geometry, d *ondisk.Dinode
 			first := uint64(0)
 			if lvl == 0 {
 				first = blk.Recs[0].StartOff
-				m.Extents = append(m.Extents, blk.Recs...)
+				// Check the records here, where the block holding a bad
+				// one can be named (Map checks them all again).
+				for j, r := range blk.Recs {
+					if n := len(m.Extents); n > 0 && r.StartOff < m.Extents[n-1].End() {
+						return where(fmt.Sprintf("recs[%d].startoff", j), r.StartOff,
+							fmt.Sprintf(">= %d (overlaps the previous extent %v)", m.Extents[n-1].End(), m.Extents[n-1]))
+					}
+					if r.BlockCount == 0 || !validExtent(g, r.StartBlock, uint64(r.BlockCount)) {
+						return where(fmt.Sprintf("recs[%d]", j), r.String(), "an extent inside one AG of the data device")
+					}
+					m.Extents = append(m.Extents, r)
+				}
 			} else {
 				first = blk.Keys[0]
 				next = append(next, blk.Ptrs...)

@@ -1,0 +1,182 @@
+// Package rescue owns saving files out of an XFS filesystem before they are
+// lost: one inode's bytes to a file — written under a temporary name in the
+// same directory, synced, and renamed into place only when complete;
+// removed on any error, so a partial file is never presented as complete —
+// or to a stream; and every orphan to a directory with a JSON manifest
+// (SaveOrphans), the step `extract --all-orphans` runs and `free
+// --save-orphans` runs before it frees (it tells the free which orphans it
+// could not save). It only reads the filesystem.
+package rescue
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/xfsfree/xfsfree/extract"
+	"github.com/xfsfree/xfsfree/ondisk"
+	"github.com/xfsfree/xfsfree/xfs"
+)
+
+// Options tune the reading of a file's data.
+type Options struct {
+	// BufferBytes and Buffers bound the memory of a copy (extract.Options).
+	BufferBytes int
+	Buffers     int
+	// Progress, if set, is called as a regular file's data is copied, with
+	// the data bytes done and to do.
+	Progress func(done, total int64)
+}
+
+// Result is what was saved of one inode.
+type Result struct {
+	Info *xfs.InodeInfo `json:"inode"`
+	// Path is the file written ("" for a stream, and for inodes with no
+	// bytes: directories, devices, fifos, sockets).
+	Path string `json:"path,omitempty"`
+	// Data is the bytes of data read (a regular file's written extents
+	// below its size, a symlink's target); Size - Data bytes are holes.
+	Data      int64 `json:"data_bytes"`
+	Size      int64 `json:"size"`
+	Segments  int   `json:"segments,omitempty"`
+	Unwritten int   `json:"unwritten_extents,omitempty"`
+}
+
+// ErrExists is wrapped by SaveInode's error when the output exists and
+// overwriting was not asked for.
+var ErrExists = errors.New("exists")
+
+// open reads inode ino and its description (with attribute values).
+func open(fs *xfs.FS, ino uint64) (*ondisk.Dinode, *xfs.InodeInfo, error) {
+	d, loc, err := fs.ReadInode(ino)
+	if err != nil {
+		return nil, nil, err
+	}
+	in := fs.DescribeDinode(d, loc, true)
+	return d, in, nil
+}
+
+// copyTo writes inode d's bytes to sink and fills r.
+func copyTo(fs *xfs.FS, d *ondisk.Dinode, sink extract.Sink, o Options, r *Result) error {
+	if d.IsSymlink() {
+		t, err := extract.Symlink(fs.Source(), d)
+		if err != nil {
+			return err
+		}
+		if err := sink.WriteData(t, 0); err != nil {
+			return err
+		}
+		r.Data, r.Size = int64(len(t)), int64(len(t))
+		return sink.Finish(int64(len(t)))
+	}
+	p, err := extract.NewPlan(fs.Source(), d)
+	if err != nil {
+		return err
+	}
+	r.Size, r.Data, r.Segments, r.Unwritten = p.Size, p.Data, len(p.Segments), p.Unwritten
+	return p.Copy(fs.Source(), sink, extract.Options{BufferBytes: o.BufferBytes, Buffers: o.Buffers, Progress: o.Progress})
+}
+
+// HasBytes reports whether an inode of this mode has bytes to save (a
+// regular file or a symlink).
+func HasBytes(mode uint16) bool {
+	t := mode & ondisk.SIFMT
+	return t == ondisk.SIFREG || t == ondisk.SIFLNK
+}
+
+// SaveInode saves inode ino's bytes — a regular file's data with its
+// holes, and unwritten extents, as holes; a symlink's target — to path: to
+// a temporary file beside it, synced, renamed to path when complete, with
+// the inode's atime and mtime. On any error the temporary file is removed
+// and path is untouched. An existing path is an error (ErrExists) unless
+// overwrite. Inodes without bytes (directories, devices) are refused with
+// extract.ErrNoData.
+func SaveInode(fs *xfs.FS, ino uint64, path string, overwrite bool, o Options) (*Result, error) {
+	if !overwrite {
+		if _, err := os.Lstat(path); err == nil {
+			return nil, fmt.Errorf("%s %w: not overwritten (--force overwrites it)", path, ErrExists)
+		}
+	}
+	d, in, err := open(fs, ino)
+	if err != nil {
+		return nil, err
+	}
+	r := &Result{Info: in}
+	if !HasBytes(d.Mode) {
+		return r, fmt.Errorf("inode %d is a %s: %w (regular files and symlinks have bytes to extract)", ino, in.Type, extract.ErrNoData)
+	}
+	if err := saveFile(fs, d, path, o, r); err != nil {
+		return r, err
+	}
+	r.Path = path
+	return r, nil
+}
+
+// saveFile writes d's bytes to path through a temporary file.
+func saveFile(fs *xfs.FS, d *ondisk.Dinode, path string, o Options, r *Result) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".xfsfree-partial-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err = copyTo(fs, d, extract.ToFile(f), o, r); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("%s: fsync: %w", tmp, err)
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	// Times as the inode has them (a symlink's saved target too).
+	if err = os.Chtimes(tmp, d.Atime.Time(), d.Mtime.Time()); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// WriteInode writes inode ino's bytes to w as a stream: holes and
+// unwritten extents as zeros. On an error w holds a partial copy; the
+// caller must say so.
+func WriteInode(fs *xfs.FS, ino uint64, w io.Writer, o Options) (*Result, error) {
+	d, in, err := open(fs, ino)
+	if err != nil {
+		return nil, err
+	}
+	r := &Result{Info: in}
+	if !HasBytes(d.Mode) {
+		return r, fmt.Errorf("inode %d is a %s: %w (regular files and symlinks have bytes to extract)", ino, in.Type, extract.ErrNoData)
+	}
+	return r, copyTo(fs, d, extract.ToStream(w), o, r)
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("%s: fsync: %w", dir, err)
+	}
+	return nil
+}
+
+// times for the manifest.
+func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
