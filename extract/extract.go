@@ -70,7 +70,7 @@ func NewPlan(s Source, d *ondisk.Dinode) (*Plan, error) {
 	}
 	m, err := bmap.Map(s.Cache, s.G, d, ondisk.DataFork)
 	if err != nil {
-		return nil, fmt.Errorf("inode %d data fork: %w", d.Ino, err)
+		return nil, err // names the inode and fork (and a bmbt block)
 	}
 	p := &Plan{Ino: d.Ino, Size: int64(d.Size), Extents: len(m.Extents), Shared: d.Flags2&ondisk.Diflag2Reflink != 0}
 	bs := int64(s.G.BlockSize)
@@ -127,7 +127,7 @@ func Symlink(s Source, d *ondisk.Dinode) ([]byte, error) {
 	}
 	m, err := bmap.Map(s.Cache, s.G, d, ondisk.DataFork)
 	if err != nil {
-		return nil, fmt.Errorf("inode %d data fork: %w", d.Ino, err)
+		return nil, err
 	}
 	g := s.G
 	blocks := uint64(ondisk.SymlinkBlocks(int(g.BlockSize), n))

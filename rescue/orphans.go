@@ -129,6 +129,10 @@ func SaveOrphans(fs *xfs.FS, dir string, o SaveOptions) (*Manifest, error) {
 			o.OrphanProgress(i+1, len(inos))
 		}
 	}
+	// The saved files are durable before the manifest says so.
+	if err := syncFS(dir); err != nil {
+		return m, err
+	}
 	if err := writeManifest(dir, m); err != nil {
 		return m, err
 	}
@@ -138,11 +142,12 @@ func SaveOrphans(fs *xfs.FS, dir string, o SaveOptions) (*Manifest, error) {
 // saveOrphan saves one orphan and says how it went.
 func saveOrphan(fs *xfs.FS, dir string, ino uint64, o Options) Entry {
 	e := Entry{Ino: ino}
-	d, in, err := open(fs, ino)
+	d, err := open(fs, ino)
 	if err != nil {
 		e.Error = err.Error()
 		return e
 	}
+	in := d.info
 	e.Info, e.Size = in, int64(d.Size)
 	if HasBytes(d.Mode) {
 		name := strconv.FormatUint(ino, 10)
@@ -152,7 +157,7 @@ func saveOrphan(fs *xfs.FS, dir string, ino uint64, o Options) Entry {
 			return e
 		}
 		r := &Result{Info: in}
-		if err := saveFile(fs, d, path, o, r); err != nil {
+		if err := saveFile(fs, d, path, o, r, false); err != nil {
 			e.Error = err.Error()
 			return e
 		}

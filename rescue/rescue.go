@@ -19,6 +19,7 @@ import (
 	"github.com/xfsfree/xfsfree/extract"
 	"github.com/xfsfree/xfsfree/ondisk"
 	"github.com/xfsfree/xfsfree/xfs"
+	"golang.org/x/sys/unix"
 )
 
 // Options tune the reading of a file's data.
@@ -49,18 +50,35 @@ type Result struct {
 // overwriting was not asked for.
 var ErrExists = errors.New("exists")
 
-// open reads inode ino and its description (with attribute values).
-func open(fs *xfs.FS, ino uint64) (*ondisk.Dinode, *xfs.InodeInfo, error) {
-	d, loc, err := fs.ReadInode(ino)
-	if err != nil {
-		return nil, nil, err
-	}
-	in := fs.DescribeDinode(d, loc, true)
-	return d, in, nil
+// inode is an inode read for saving: its core, where it lives, and its
+// description (with attribute values).
+type inode struct {
+	*ondisk.Dinode
+	loc  ondisk.InodeLoc
+	info *xfs.InodeInfo
 }
 
-// copyTo writes inode d's bytes to sink and fills r.
-func copyTo(fs *xfs.FS, d *ondisk.Dinode, sink extract.Sink, o Options, r *Result) error {
+// open reads inode ino and describes it.
+func open(fs *xfs.FS, ino uint64) (*inode, error) {
+	d, loc, err := fs.ReadInode(ino)
+	if err != nil {
+		return nil, err
+	}
+	return &inode{Dinode: d, loc: loc, info: fs.DescribeDinode(d, loc, true)}, nil
+}
+
+// copyTo writes the inode's bytes to sink and fills r. A corrupt-metadata
+// error found in the inode itself (its extent list) is located at the
+// inode's cluster buffer.
+func copyTo(fs *xfs.FS, in *inode, sink extract.Sink, o Options, r *Result) error {
+	err := copyData(fs, in.Dinode, sink, o, r)
+	if err != nil {
+		err = ondisk.SetLocation(err, in.loc.Agno, in.loc.Daddr)
+	}
+	return err
+}
+
+func copyData(fs *xfs.FS, d *ondisk.Dinode, sink extract.Sink, o Options, r *Result) error {
 	if d.IsSymlink() {
 		t, err := extract.Symlink(fs.Source(), d)
 		if err != nil {
@@ -100,23 +118,26 @@ func SaveInode(fs *xfs.FS, ino uint64, path string, overwrite bool, o Options) (
 			return nil, fmt.Errorf("%s %w: not overwritten (--force overwrites it)", path, ErrExists)
 		}
 	}
-	d, in, err := open(fs, ino)
+	in, err := open(fs, ino)
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{Info: in}
-	if !HasBytes(d.Mode) {
-		return r, fmt.Errorf("inode %d is a %s: %w (regular files and symlinks have bytes to extract)", ino, in.Type, extract.ErrNoData)
+	r := &Result{Info: in.info}
+	if !HasBytes(in.Mode) {
+		return r, fmt.Errorf("inode %d is a %s: %w (regular files and symlinks have bytes to extract)", ino, in.info.Type, extract.ErrNoData)
 	}
-	if err := saveFile(fs, d, path, o, r); err != nil {
+	if err := saveFile(fs, in, path, o, r, true); err != nil {
 		return r, err
 	}
 	r.Path = path
 	return r, nil
 }
 
-// saveFile writes d's bytes to path through a temporary file.
-func saveFile(fs *xfs.FS, d *ondisk.Dinode, path string, o Options, r *Result) (err error) {
+// saveFile writes d's bytes to path through a temporary file, renamed
+// into place when complete. With durable, the file and its directory entry
+// are synced before it returns; otherwise the caller syncs (SaveOrphans
+// syncs the directory's filesystem once for all its files).
+func saveFile(fs *xfs.FS, d *inode, path string, o Options, r *Result, durable bool) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -135,8 +156,10 @@ func saveFile(fs *xfs.FS, d *ondisk.Dinode, path string, o Options, r *Result) (
 	if err = copyTo(fs, d, extract.ToFile(f), o, r); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("%s: fsync: %w", tmp, err)
+	if durable {
+		if err = f.Sync(); err != nil {
+			return fmt.Errorf("%s: fsync: %w", tmp, err)
+		}
 	}
 	if err = f.Close(); err != nil {
 		return err
@@ -148,6 +171,9 @@ func saveFile(fs *xfs.FS, d *ondisk.Dinode, path string, o Options, r *Result) (
 	if err = os.Rename(tmp, path); err != nil {
 		return err
 	}
+	if !durable {
+		return nil
+	}
 	return syncDir(dir)
 }
 
@@ -155,15 +181,29 @@ func saveFile(fs *xfs.FS, d *ondisk.Dinode, path string, o Options, r *Result) (
 // unwritten extents as zeros. On an error w holds a partial copy; the
 // caller must say so.
 func WriteInode(fs *xfs.FS, ino uint64, w io.Writer, o Options) (*Result, error) {
-	d, in, err := open(fs, ino)
+	in, err := open(fs, ino)
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{Info: in}
-	if !HasBytes(d.Mode) {
-		return r, fmt.Errorf("inode %d is a %s: %w (regular files and symlinks have bytes to extract)", ino, in.Type, extract.ErrNoData)
+	r := &Result{Info: in.info}
+	if !HasBytes(in.Mode) {
+		return r, fmt.Errorf("inode %d is a %s: %w (regular files and symlinks have bytes to extract)", ino, in.info.Type, extract.ErrNoData)
 	}
-	return r, copyTo(fs, d, extract.ToStream(w), o, r)
+	return r, copyTo(fs, in, extract.ToStream(w), o, r)
+}
+
+// syncFS makes every file written in dir's filesystem durable (syncfs),
+// and reports a writeback error.
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("%s: syncfs: %w", dir, err)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {
