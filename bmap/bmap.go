@@ -70,11 +70,15 @@ func Map(c *cache.Cache, g *ondisk.Geometry, d *ondisk.Dinode, fork int) (*ForkM
 	return m, nil
 }
 
-func corrupt(d *ondisk.Dinode, fork int, field string, found any, msg string) error {
-	f := "data fork"
+func forkName(fork int) string {
 	if fork == ondisk.AttrFork {
-		f = "attr fork"
+		return "attr fork"
 	}
+	return "data fork"
+}
+
+func corrupt(d *ondisk.Dinode, fork int, field string, found any, msg string) error {
+	f := forkName(fork)
 	return &ondisk.CorruptError{AG: ondisk.NoAG, Daddr: -1, Struct: fmt.Sprintf("dinode %d %s", d.Ino, f), Field: field, Found: found, Msg: msg}
 }
 
@@ -115,7 +119,7 @@ func (m *ForkMap) walkBtree(c *cache.Cache, g *ondisk.Geometry, d *ondisk.Dinode
 			m.BtreeBlocks = append(m.BtreeBlocks, p)
 			blk, err := readBmbt(c, g, d.Ino, p)
 			if err != nil {
-				return err
+				return fmt.Errorf("inode %d %s btree: %w", d.Ino, forkName(fork), err)
 			}
 			where := func(field string, found, want any) error {
 				return &ondisk.CorruptError{AG: g.FsbToAgno(p), Daddr: g.FsbToDaddr(p), Struct: fmt.Sprintf("bmbt block of inode %d", d.Ino),
