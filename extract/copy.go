@@ -1,10 +1,10 @@
 package extract
 
-// Copying a plan's data: a reader goroutine fills a few aligned buffers
-// with large O_DIRECT reads (a segment split at the buffer size, each read
-// aligned to the device's I/O alignment) while the caller's goroutine
-// hands the filled ones to the sink. Memory is bounded by Buffers x
-// BufferBytes whatever the file's size.
+// Copying a plan's data: reader goroutines fill aligned buffers with large
+// O_DIRECT reads (a segment split at the buffer size, each read aligned to
+// the device's I/O alignment) while the caller's goroutine hands the
+// filled ones to the sink in file order. Memory is bounded by Readers x
+// Buffers x BufferBytes whatever the file's size.
 
 import (
 	"fmt"
@@ -18,8 +18,10 @@ import (
 type Options struct {
 	// BufferBytes is the size of one read (default 8 MiB).
 	BufferBytes int
-	// Buffers is the number of buffers, reads in flight plus the one
-	// being written (default 3).
+	// Readers is the number of reads in flight (default 2).
+	Readers int
+	// Buffers is the number of buffers of each reader (default 2): one
+	// being filled or waiting, one being written.
 	Buffers int
 	// Progress, if set, is called after each write with the data bytes
 	// written so far and Plan.Data.
@@ -38,86 +40,118 @@ type Sink interface {
 // 64 KiB).
 const maxAlign = 64 << 10
 
-type chunk struct {
-	buf     []byte // the whole aligned buffer
-	data    []byte // the file's bytes in it
-	off     int64  // file offset of data
-	err     error
-	release bool // buf goes back to the free list
+// ioReq is one read: n bytes of the device at byte offset dev, the file's
+// bytes at off, of which keep are below the file's size.
+type ioReq struct {
+	off, dev, n, keep int64
 }
 
-// Copy reads the plan's segments from s.Dev and writes them to dst, then
-// finishes dst at the file's size. It returns the first error, of a read
-// or of the sink; the sink then holds a partial file, which the caller
-// must not present as complete.
+type chunk struct {
+	buf  []byte // the whole aligned buffer
+	data []byte // the file's bytes in it
+	off  int64  // file offset of data
+	err  error
+}
+
+// ios splits the plan's segments into reads of at most max bytes.
+func (p *Plan) ios(max int64) []ioReq {
+	var out []ioReq
+	for _, sg := range p.Segments {
+		for done := int64(0); done < sg.Len; {
+			n := min(sg.Len-done, max)
+			out = append(out, ioReq{off: sg.Off + done, dev: sg.Daddr*512 + done, n: n, keep: min(n, sg.Keep-done)})
+			done += n
+		}
+	}
+	return out
+}
+
+// Copy reads the plan's segments from s.Dev and writes them to dst, in
+// file order, then finishes dst at the file's size. Reader r reads the
+// reads r, r+R, r+2R, ... into its own buffers, and the writer takes them
+// round-robin, so several reads are in flight while it writes and no
+// reader can wait on a buffer another one holds. It returns the first
+// error, of a read or of the sink; the sink then holds a partial file,
+// which the caller must not present as complete.
 func (p *Plan) Copy(s Source, dst Sink, o Options) error {
 	if o.BufferBytes <= 0 {
 		o.BufferBytes = 8 << 20
 	}
+	if o.Readers <= 0 {
+		o.Readers = 2
+	}
+
 	if o.Buffers <= 0 {
-		o.Buffers = 3
+		o.Buffers = 2
 	}
-	dev := s.Dev
-	align := int64(max(dev.IOAlign(), 512))
-	bufBytes := int64(o.BufferBytes)
-	bufBytes = (bufBytes + align - 1) / align * align
-	free := make(chan []byte, o.Buffers)
-	for i := 0; i < o.Buffers; i++ {
-		free <- directio.AlignedBlock(int(bufBytes + 2*maxAlign))
-	}
-	full := make(chan chunk, o.Buffers)
+	align := int64(max(s.Dev.IOAlign(), 512))
+	bufBytes := (int64(o.BufferBytes) + align - 1) / align * align
+	reqs := p.ios(bufBytes)
+	nr := min(o.Readers, max(len(reqs), 1))
 	stop := make(chan struct{})
-	go func() {
-		defer close(full)
-		for _, sg := range p.Segments {
-			for done := int64(0); done < sg.Len; {
-				n := min(sg.Len-done, bufBytes)
+	full := make([]chan chunk, nr)
+	free := make([]chan []byte, nr)
+	for r := 0; r < nr; r++ {
+		full[r] = make(chan chunk, o.Buffers)
+		free[r] = make(chan []byte, o.Buffers)
+		for i := 0; i < o.Buffers; i++ {
+			free[r] <- directio.AlignedBlock(int(bufBytes + 2*maxAlign))
+		}
+		go func() {
+			defer close(full[r])
+			for i := r; i < len(reqs); i += nr {
+				q := reqs[i]
 				var buf []byte
 				select {
-				case buf = <-free:
+				case buf = <-free[r]:
 				case <-stop:
 					return
 				}
-				data, err := readAligned(s, buf, sg.Daddr*512+done, n, align)
-				keep := min(n, sg.Keep-done)
-				c := chunk{buf: buf, off: sg.Off + done, err: err, release: true}
+				data, err := readAligned(s, buf, q.dev, q.n, align)
+				c := chunk{buf: buf, off: q.off, err: err}
 				if err == nil {
-					c.data = data[:max(keep, 0)]
+					c.data = data[:max(q.keep, 0)]
 				}
 				select {
-				case full <- c:
+				case full[r] <- c:
 				case <-stop:
 					return
 				}
 				if err != nil {
 					return
 				}
-				done += n
 			}
-		}
-	}()
+		}()
+	}
 	var written int64
 	var err error
-	for c := range full {
-		if err == nil {
-			switch {
-			case c.err != nil:
-				err = fmt.Errorf("inode %d: reading file offset %d: %w", p.Ino, c.off, c.err)
-			case len(c.data) > 0:
-				if werr := dst.WriteData(c.data, c.off); werr != nil {
-					err = werr
-				} else {
-					written += int64(len(c.data))
-					if o.Progress != nil {
-						o.Progress(written, p.Data)
-					}
+	for i := range reqs {
+		r := i % nr
+		c, ok := <-full[r]
+		if !ok {
+			break // its reader stopped (after an error already taken)
+		}
+		switch {
+		case c.err != nil:
+			err = fmt.Errorf("inode %d: reading file offset %d: %w", p.Ino, c.off, c.err)
+		case len(c.data) > 0:
+			if err = dst.WriteData(c.data, c.off); err == nil {
+				written += int64(len(c.data))
+				if o.Progress != nil {
+					o.Progress(written, p.Data)
 				}
 			}
-			if err != nil {
-				close(stop)
-			}
 		}
-		free <- c.buf
+		free[r] <- c.buf
+		if err != nil {
+			break
+		}
+	}
+	close(stop)
+	for r := range full {
+		for c := range full[r] { // let every reader end
+			free[r] <- c.buf
+		}
 	}
 	if err != nil {
 		return err

@@ -130,14 +130,17 @@ func TestCopyStopsOnSinkError(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, buffers := range []int{1, 2, 5} {
-					s := &failingSink{after: 7}
-					if err := p.Copy(fs.Source(), s, extract.Options{Buffers: buffers, BufferBytes: 4096}); !errors.Is(err, errSink) {
-						t.Errorf("%d buffers: %v, want the sink's error", buffers, err)
+				for _, readers := range []int{1, 2, 3} {
+					for _, buffers := range []int{1, 2, 5} {
+						s := &failingSink{after: 7}
+						o := extract.Options{Readers: readers, Buffers: buffers, BufferBytes: 4096}
+						if err := p.Copy(fs.Source(), s, o); !errors.Is(err, errSink) || s.n != 8 {
+							t.Errorf("%d readers, %d buffers: %v after %d writes, want the sink's error at the 8th", readers, buffers, err, s.n)
+						}
 					}
 				}
 				var buf bytes.Buffer
-				if err := p.Copy(fs.Source(), extract.ToStream(&buf), extract.Options{BufferBytes: 64 << 10}); err != nil {
+				if err := p.Copy(fs.Source(), extract.ToStream(&buf), extract.Options{BufferBytes: 64 << 10, Readers: 3}); err != nil {
 					t.Fatal(err)
 				}
 				want := make([]byte, d.Size)

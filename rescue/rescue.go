@@ -24,8 +24,10 @@ import (
 
 // Options tune the reading of a file's data.
 type Options struct {
-	// BufferBytes and Buffers bound the memory of a copy (extract.Options).
+	// BufferBytes, Readers and Buffers bound the memory of a copy and
+	// the reads in flight (extract.Options).
 	BufferBytes int
+	Readers     int
 	Buffers     int
 	// Progress, if set, is called as a regular file's data is copied, with
 	// the data bytes done and to do.
@@ -95,7 +97,7 @@ func copyData(fs *xfs.FS, d *ondisk.Dinode, sink extract.Sink, o Options, r *Res
 		return err
 	}
 	r.Size, r.Data, r.Segments, r.Unwritten = p.Size, p.Data, len(p.Segments), p.Unwritten
-	return p.Copy(fs.Source(), sink, extract.Options{BufferBytes: o.BufferBytes, Buffers: o.Buffers, Progress: o.Progress})
+	return p.Copy(fs.Source(), sink, extract.Options{BufferBytes: o.BufferBytes, Readers: o.Readers, Buffers: o.Buffers, Progress: o.Progress})
 }
 
 // HasBytes reports whether an inode of this mode has bytes to save (a

@@ -69,7 +69,8 @@ plan.
 --save-orphans DIR first saves every orphan to be freed into DIR, as
 'extract --all-orphans' does (DIR/<ino> and DIR/manifest.json, synced),
 before anything is written to DEV; an orphan that could not be saved is
-refused, by number, with the reason, and not freed.`,
+refused, by number, with the reason, and not freed (with --dry-run the
+orphans are saved too: only DEV is left untouched).`,
 		Example: `  # A snapshot with deleted-but-open files: replay its log, look, free
   xfsfree recover snap.img
   xfsfree free --orphans --dry-run snap.img

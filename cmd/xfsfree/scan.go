@@ -47,7 +47,9 @@ described (its error says why).`,
 				pass = func(fs *xfs.FS, progress func(done, total int)) (*xfs.ScanReport, error) {
 					r, err := fs.Scan(progress)
 					if err == nil {
-						undescribed = fs.DescribeOrphans(r, false, nil)
+						p := newProgress(g, "describing orphans (AGs)")
+						undescribed = fs.DescribeOrphans(r, false, p.Update)
+						p.Done()
 					}
 					return r, err
 				}
