@@ -152,12 +152,8 @@ func saveOrphan(fs *xfs.FS, dir string, ino uint64, o Options) Entry {
 	if HasBytes(d.Mode) {
 		name := strconv.FormatUint(ino, 10)
 		path := filepath.Join(dir, name)
-		if _, err := os.Lstat(path); err == nil {
-			e.Error = fmt.Sprintf("%s %v: not overwritten", path, ErrExists)
-			return e
-		}
 		r := &Result{Info: in}
-		if err := saveFile(fs, d, path, o, r, false); err != nil {
+		if err := saveFile(fs, d, path, false, o, r, false); err != nil {
 			e.Error = err.Error()
 			return e
 		}

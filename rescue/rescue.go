@@ -128,7 +128,7 @@ func SaveInode(fs *xfs.FS, ino uint64, path string, overwrite bool, o Options) (
 	if !HasBytes(in.Mode) {
 		return r, fmt.Errorf("inode %d is a %s: %w (regular files and symlinks have bytes to extract)", ino, in.info.Type, extract.ErrNoData)
 	}
-	if err := saveFile(fs, in, path, o, r, true); err != nil {
+	if err := saveFile(fs, in, path, overwrite, o, r, true); err != nil {
 		return r, err
 	}
 	r.Path = path
@@ -139,7 +139,7 @@ func SaveInode(fs *xfs.FS, ino uint64, path string, overwrite bool, o Options) (
 // into place when complete. With durable, the file and its directory entry
 // are synced before it returns; otherwise the caller syncs (SaveOrphans
 // syncs the directory's filesystem once for all its files).
-func saveFile(fs *xfs.FS, d *inode, path string, o Options, r *Result, durable bool) (err error) {
+func saveFile(fs *xfs.FS, d *inode, path string, overwrite bool, o Options, r *Result, durable bool) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -170,13 +170,35 @@ func saveFile(fs *xfs.FS, d *inode, path string, o Options, r *Result, durable b
 	if err = os.Chtimes(tmp, d.Atime.Time(), d.Mtime.Time()); err != nil {
 		return err
 	}
-	if err = os.Rename(tmp, path); err != nil {
+	if err = rename(tmp, path, overwrite); err != nil {
 		return err
 	}
 	if !durable {
 		return nil
 	}
 	return syncDir(dir)
+}
+
+// rename moves the complete file tmp to path; without overwrite an
+// existing path is ErrExists (RENAME_NOREPLACE: no window between a check
+// and the rename; where the filesystem lacks it, a check, then a rename).
+func rename(tmp, path string, overwrite bool) error {
+	if overwrite {
+		return os.Rename(tmp, path)
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EEXIST):
+		return fmt.Errorf("%s %w: not overwritten", path, ErrExists)
+	case errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS):
+		if _, err := os.Lstat(path); err == nil {
+			return fmt.Errorf("%s %w: not overwritten", path, ErrExists)
+		}
+		return os.Rename(tmp, path)
+	}
+	return &os.LinkError{Op: "rename", Old: tmp, New: path, Err: err}
 }
 
 // WriteInode writes inode ino's bytes to w as a stream: holes and
