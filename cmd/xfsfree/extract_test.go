@@ -182,6 +182,17 @@ func TestExtractCLI(t *testing.T) {
 		t.Errorf("--force: exit %d %s", r.code, r.stderr)
 	}
 	expectFailure(t, runCLI(t, "extract", "-q", "--ino", "99999999999", "-o", filepath.Join(dir, "bad"), img), exitFailed, "not an inode number")
+	// Any inode, not only orphans: a linked file (populate.py's
+	// data/one-extent, 16 blocks of 0xab) and the root directory (no bytes).
+	linked, err := testimg.ParseUint(testimg.ParseFields(testimg.DB(t, img, "path /data/one-extent", "p v3.inumber"))["v3.inumber"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, "extract", "-q", "--ino", strconv.FormatUint(linked, 10), "-o", "-", img)
+	if r.code != 0 || r.stdout != strings.Repeat("\xab", 16*fixBS) {
+		t.Errorf("extract of linked inode %d: exit %d, %d bytes: %s", linked, r.code, len(r.stdout), r.stderr)
+	}
+	expectFailure(t, runCLI(t, "extract", "-q", "--ino", testimg.Superblock(t, img)["rootino"], "-o", "-", img), exitFailed, "directory")
 	// Every orphan.
 	all := filepath.Join(dir, "all")
 	r = runCLI(t, "extract", "-q", "--all-orphans", all, img)
