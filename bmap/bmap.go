@@ -70,11 +70,15 @@ func Map(c *cache.Cache, g *ondisk.Geometry, d *ondisk.Dinode, fork int) (*ForkM
 	return m, nil
 }
 
-func corrupt(d *ondisk.Dinode, fork int, field string, found any, msg string) error {
-	f := "data fork"
+func forkName(fork int) string {
 	if fork == ondisk.AttrFork {
-		f = "attr fork"
+		return "attr fork"
 	}
+	return "data fork"
+}
+
+func corrupt(d *ondisk.Dinode, fork int, field string, found any, msg string) error {
+	f := forkName(fork)
 	return &ondisk.CorruptError{AG: ondisk.NoAG, Daddr: -1, Struct: fmt.Sprintf("dinode %d %s", d.Ino, f), Field: field, Found: found, Msg: msg}
 }
 
@@ -115,7 +119,7 @@ func (m *ForkMap) walkBtree(c *cache.Cache, g *ondisk.Geometry, d *ondisk.Dinode
 			m.BtreeBlocks = append(m.BtreeBlocks, p)
 			blk, err := readBmbt(c, g, d.Ino, p)
 			if err != nil {
-				return err
+				return fmt.Errorf("inode %d %s btree: %w", d.Ino, forkName(fork), err)
 			}
 			where := func(field string, found, want any) error {
 				return &ondisk.CorruptError{AG: g.FsbToAgno(p), Daddr: g.FsbToDaddr(p), Struct: fmt.Sprintf("bmbt block of inode %d", d.Ino),
@@ -143,7 +147,18 @@ func (m *ForkMap) walkBtree(c *cache.Cache, g *ondisk.Geometry, d *ondisk.Dinode
 			first := uint64(0)
 			if lvl == 0 {
 				first = blk.Recs[0].StartOff
-				m.Extents = append(m.Extents, blk.Recs...)
+				// Check the records here, where the block holding a bad
+				// one can be named (Map checks them all again).
+				for j, r := range blk.Recs {
+					if n := len(m.Extents); n > 0 && r.StartOff < m.Extents[n-1].End() {
+						return where(fmt.Sprintf("recs[%d].startoff", j), r.StartOff,
+							fmt.Sprintf(">= %d (overlaps the previous extent %v)", m.Extents[n-1].End(), m.Extents[n-1]))
+					}
+					if r.BlockCount == 0 || !validExtent(g, r.StartBlock, uint64(r.BlockCount)) {
+						return where(fmt.Sprintf("recs[%d]", j), r.String(), "an extent inside one AG of the data device")
+					}
+					m.Extents = append(m.Extents, r)
+				}
 			} else {
 				first = blk.Keys[0]
 				next = append(next, blk.Ptrs...)

@@ -35,7 +35,7 @@ var (
 
 // Kinds lists every kind of the table.
 var Kinds = []*BlockKind{KindSB, KindAGF, KindAGI, KindAGFL, KindInobt, KindFinobt, KindBnobt, KindCntbt,
-	KindRmapbt, KindRefcbt, KindBmbt, KindInodeCluster, KindData}
+	KindRmapbt, KindRefcbt, KindBmbt, KindInodeCluster, KindData, KindSymlink, KindAttrDA, KindAttrRmt}
 
 func btreeKind(t *BtreeType) *BlockKind {
 	k := &BlockKind{Name: t.Name, Magics: []uint32{t.Magic}, CrcOff: ShortBlockCrcOff, LSNOff: ShortBlockLSNOff, Blft: BlftBtree, Verify: t.Verify}

@@ -55,6 +55,10 @@ type FreeOptions struct {
 	// MaxCachedInodes is the inode cache's bound: after each checkpoint
 	// the writeback reclaims clean, unreferenced inodes past it (0: 65536).
 	MaxCachedInodes int
+	// Keep lists orphans not to free, each with the reason it is refused
+	// with (rescue.Manifest.NotSaved: orphans whose bytes could not be
+	// saved first).
+	Keep map[uint64]string
 	// TruncateExtents: an orphan with more extents than this is truncated
 	// in several transactions first, about this many extents each, from
 	// its highest offset (0: 16384), as the kernel's
@@ -488,6 +492,10 @@ func (fs *FS) planFree(o FreeOptions) ([]*agPlan, []Refusal) {
 			for _, orph := range c.Inodes {
 				onChain[orph.Ino] = true
 				if !o.Orphans && !want[orph.Ino] {
+					continue
+				}
+				if why, ok := o.Keep[orph.Ino]; ok {
+					ref = append(ref, Refusal{Ino: orph.Ino, Reason: why})
 					continue
 				}
 				loc, err := fs.Locate(agno, st.Inobt, orph.Agino)

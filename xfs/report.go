@@ -108,6 +108,10 @@ type Orphan struct {
 	Size    uint64 `json:"size"`
 	NBlocks uint64 `json:"nblocks"`
 	Next    uint32 `json:"next_unlinked"`
+	// Detail is filled by DescribeOrphans (scan -v): what the orphan
+	// holds. DetailErr says why it could not be.
+	Detail    *InodeInfo `json:"detail,omitempty"`
+	DetailErr string     `json:"detail_error,omitempty"`
 }
 
 // FreeChunk is an inode chunk whose inodes are all free.

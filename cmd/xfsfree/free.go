@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/xfsfree/xfsfree/rescue"
 	"github.com/xfsfree/xfsfree/xfs"
 )
 
@@ -29,13 +30,15 @@ type freeStats struct {
 // freeOutput is the --json document of `free`.
 type freeOutput struct {
 	*xfs.FreeReport
-	Stats *freeStats `json:"stats,omitempty"`
+	Stats *freeStats       `json:"stats,omitempty"`
+	Saved *rescue.Manifest `json:"saved,omitempty"` // --save-orphans
 }
 
 func newFreeCmd(g *globalFlags) *cobra.Command {
 	var o xfs.FreeOptions
 	var inos []string
 	var stats, verbose bool
+	var saveDir string
 	cmd := &cobra.Command{
 		Use:   "free DEV (--orphans | --empty-chunks | --ino N...)",
 		Short: "Free orphaned inodes and fully free inode chunks, through the log",
@@ -61,7 +64,24 @@ Orphans it must not free (reflinked or realtime files, metadata inodes, a
 corrupt inode or block) are refused by number; a free that meets a corrupt
 block is cancelled (nothing of it written) and named; the others go on, and
 the exit status is 1. --dry-run opens the device read-only and prints the
-plan.`,
+plan.
+
+--save-orphans DIR first saves every orphan to be freed into DIR, as
+'extract --all-orphans' does (DIR/<ino> and DIR/manifest.json, synced),
+before anything is written to DEV; an orphan that could not be saved is
+refused, by number, with the reason, and not freed (with --dry-run the
+orphans are saved too: only DEV is left untouched).`,
+		Example: `  # A snapshot with deleted-but-open files: replay its log, look, free
+  xfsfree recover snap.img
+  xfsfree free --orphans --dry-run snap.img
+  xfsfree free --orphans snap.img
+
+  # Save every orphan's bytes first; what cannot be saved is not freed
+  xfsfree free --orphans --save-orphans /srv/rescue snap.img
+
+  # Free two orphans only, then release chunks left entirely free
+  xfsfree free --ino 133,134 snap.img
+  xfsfree free --empty-chunks snap.img`,
 		Args: exactlyOneDevice,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, s := range inos {
@@ -76,6 +96,9 @@ plan.`,
 			}
 			if o.Orphans && len(o.Inos) > 0 {
 				return usageError{errors.New("--orphans frees every orphan: give it or --ino, not both")}
+			}
+			if saveDir != "" && !o.Orphans && len(o.Inos) == 0 {
+				return usageError{errors.New("--save-orphans saves the orphans --orphans or --ino frees: give one of them")}
 			}
 			opts := xfs.Options{Buffered: g.buffered, Offset: g.part.off, Size: g.part.len}
 			var fs *xfs.FS
@@ -95,6 +118,12 @@ plan.`,
 					fs.Dev.SetWriteHook(h(fs.Dev))
 				}
 			}
+			var saved *rescue.Manifest
+			if saveDir != "" {
+				if saved, err = saveBeforeFree(g, fs, saveDir, &o); err != nil {
+					return err
+				}
+			}
 			p := newProgress(g, "freeing")
 			o.Progress = p.Update
 			if d := testItemDelay(); d > 0 {
@@ -109,7 +138,7 @@ plan.`,
 			p.Done()
 			if err != nil {
 				if rep != nil && g.json {
-					printJSON(os.Stdout, freeOutput{rep, nil})
+					printJSON(os.Stdout, freeOutput{rep, nil, saved})
 				}
 				return err
 			}
@@ -121,7 +150,7 @@ plan.`,
 					LogBytes: rep.LogBytes, Transactions: rep.Transactions}
 			}
 			if g.json {
-				if err := printJSON(os.Stdout, freeOutput{rep, st}); err != nil {
+				if err := printJSON(os.Stdout, freeOutput{rep, st, saved}); err != nil {
 					return err
 				}
 			} else {
@@ -148,6 +177,7 @@ plan.`,
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan; open read-only and write nothing")
 	f.BoolVar(&stats, "stats", false, "print device reads and writes, cache hits and misses, and log bytes written")
 	f.BoolVarP(&verbose, "verbose", "v", false, "list every inode and chunk")
+	f.StringVar(&saveDir, "save-orphans", "", "save each orphan's bytes and a manifest into this directory first; do not free what could not be saved")
 	return cmd
 }
 

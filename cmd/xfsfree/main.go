@@ -51,6 +51,8 @@ recovered by 'xfsfree recover' or by a kernel mount.
   recover  replay a dirty log (a snapshot's, a crash's) and leave it clean
   free     free orphans (--orphans), chunks already entirely free
            (--empty-chunks) or given orphans (--ino N...)
+  extract  save an inode's bytes (--ino N), or every orphan's
+           (--all-orphans DIR), without writing to the device
 
 Only v5 (CRC-enabled) filesystems are supported. A device or image that is
 mounted is refused; 'free' refuses a dirty log (run 'recover' first).
@@ -71,9 +73,9 @@ Exit codes: 0 done, 1 refused or failed, 2 usage error.`,
 	// Without a command there is nothing to do: a usage error (exit 2).
 	// Extra words are still reported by cobra as an unknown command.
 	root.RunE = func(_ *cobra.Command, args []string) error {
-		return usageError{errors.New("no command given (info, scan, check, recover, free)")}
+		return usageError{errors.New("no command given (info, scan, check, recover, free, extract)")}
 	}
-	root.AddCommand(newInfoCmd(g), newScanCmd(g), newCheckCmd(g), newRecoverCmd(g), newFreeCmd(g))
+	root.AddCommand(newInfoCmd(g), newScanCmd(g), newCheckCmd(g), newRecoverCmd(g), newFreeCmd(g), newExtractCmd(g))
 	addTestHooks(root, g)
 	root.AddCommand(newGenDocsCmd())
 	addVersionFlag(root)

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/xfsfree/xfsfree/xfs"
@@ -19,11 +21,40 @@ and its inode btree, for chunks whose inodes are all free. It prints what
 'free --orphans' and 'free --empty-chunks' would release. It writes nothing
 and works on a dirty log too (the on-disk state may then lag the log).
 
+With -v it says what each orphan holds, to decide what to save before a
+free ('xfsfree extract'): type and permissions, owners and project id,
+size, blocks, extent count and fork format, times, flags (reflink,
+realtime, append-only, immutable, ...), a symlink's target, and the number
+and names of its extended attributes (every attr block read is verified);
+--json gives the same as each orphan's "detail".
+
 Exit status is 1 if any AG could not be scanned (the error names the AG,
-the block and the field).`,
+the block and the field) or, with -v, an orphan could not be fully
+described (its error says why).`,
+		Example: `  # Orphans and free chunks per AG
+  xfsfree scan snap.img
+
+  # What each orphan is: type, size, owners, times, flags, xattrs
+  xfsfree scan -v snap.img
+
+  # The same for a script: the orphans' sizes and owners
+  xfsfree scan -v --json snap.img | jq '.ags[].unlinked_chains[].inodes[].detail | {ino, size, uid}'`,
 		Args: exactlyOneDevice,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := readOnlyReport(g, args[0], "scanning AGs", (*xfs.FS).Scan, func(w io.Writer, r *xfs.ScanReport) {
+			pass := (*xfs.FS).Scan
+			undescribed := 0
+			if verbose {
+				pass = func(fs *xfs.FS, progress func(done, total int)) (*xfs.ScanReport, error) {
+					r, err := fs.Scan(progress)
+					if err == nil {
+						p := newProgress(g, "describing orphans (AGs)")
+						undescribed = fs.DescribeOrphans(r, false, p.Update)
+						p.Done()
+					}
+					return r, err
+				}
+			}
+			rep, err := readOnlyReport(g, args[0], "scanning AGs", pass, func(w io.Writer, r *xfs.ScanReport) {
 				printScan(w, r, verbose)
 			})
 			if err != nil {
@@ -31,6 +62,9 @@ the block and the field).`,
 			}
 			if len(rep.Errors) > 0 {
 				return fmt.Errorf("%d AG(s) could not be scanned (first: AG %d: %s)", len(rep.Errors), rep.Errors[0].AG, rep.Errors[0].Err)
+			}
+			if undescribed > 0 {
+				return fmt.Errorf("%d orphan(s) could not be fully described (their errors are in the output)", undescribed)
 			}
 			return nil
 		},
@@ -63,7 +97,7 @@ func printScan(w io.Writer, r *xfs.ScanReport, verbose bool) {
 			fmt.Fprintln(w)
 			if verbose {
 				for _, o := range c.Inodes {
-					fmt.Fprintf(w, "    ino %d mode %#o nlink %d size %d nblocks %d\n", o.Ino, o.Mode, o.Nlink, o.Size, o.NBlocks)
+					printOrphanDetail(w, o)
 				}
 			}
 		}
@@ -78,4 +112,47 @@ func printScan(w io.Writer, r *xfs.ScanReport, verbose bool) {
 	}
 	fmt.Fprintf(w, "total: %d orphan(s) holding %d block(s); %d fully free chunk(s) of %d inode(s) in %d block(s)\n",
 		r.Orphans, r.OrphanBlks, r.FreeChunks, r.ChunkInodes, r.ChunkBlks)
+}
+
+// printOrphanDetail prints what scan -v says of one orphan.
+func printOrphanDetail(w io.Writer, o xfs.Orphan) {
+	d := o.Detail
+	if d == nil {
+		fmt.Fprintf(w, "    ino %d mode %#o nlink %d size %d nblocks %d\n", o.Ino, o.Mode, o.Nlink, o.Size, o.NBlocks)
+		if o.DetailErr != "" {
+			fmt.Fprintf(w, "      error: %s\n", o.DetailErr)
+		}
+		return
+	}
+	const ts = "2006-01-02 15:04:05.000000000Z07:00"
+	fmt.Fprintf(w, "    ino %d: %s %s uid %d gid %d projid %d size %d blocks %d extents %d (%s)",
+		d.Ino, d.Type, d.Perm, d.UID, d.GID, d.ProjID, d.Size, d.Blocks, d.Extents, d.Format)
+	if d.Rdev != "" {
+		fmt.Fprintf(w, " rdev %s", d.Rdev)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "      mtime %s  ctime %s", d.Mtime.Format(ts), d.Ctime.Format(ts))
+	if len(d.Flags) > 0 {
+		fmt.Fprintf(w, "  flags %s", strings.Join(d.Flags, ","))
+	}
+	fmt.Fprintln(w)
+	if d.Type == "symlink" && d.Target != "" {
+		fmt.Fprintf(w, "      -> %q\n", d.Target)
+	}
+	if d.XattrCount > 0 {
+		names := make([]string, len(d.Xattrs))
+		for i, x := range d.Xattrs {
+			names[i] = strconv.Quote(x.Name)
+		}
+		const maxNames = 16
+		more := ""
+		if len(names) > maxNames {
+			more = fmt.Sprintf(" ... %d more (--json lists them)", len(names)-maxNames)
+			names = names[:maxNames]
+		}
+		fmt.Fprintf(w, "      xattrs %d: %s%s\n", d.XattrCount, strings.Join(names, " "), more)
+	}
+	for _, e := range d.Errors {
+		fmt.Fprintf(w, "      error: %s\n", e)
+	}
 }

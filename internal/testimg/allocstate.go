@@ -85,3 +85,11 @@ func (s AllocState) Diff(want AllocState) []string {
 	}
 	return d
 }
+
+// CompareAllocState fails the test at each way got differs from want (the kernel's).
+func CompareAllocState(t testing.TB, got, want AllocState) {
+	t.Helper()
+	for _, d := range got.Diff(want) {
+		t.Error(d)
+	}
+}
