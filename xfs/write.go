@@ -168,6 +168,9 @@ func (fs *FS) Finish() error {
 		}
 	}
 	if err := fs.log.Close(); err != nil {
+		if cerr != nil {
+			return errors.Join(cerr, err) // the first failure, then what it stopped
+		}
 		return err
 	}
 	fs.log = nil
