@@ -256,7 +256,8 @@ type traceWrite struct {
 type freeTrace struct {
 	writes []traceWrite
 	// commits[k-1] is the number of writes up to and including the last
-	// log write of free transaction k: its commit record's.
+	// log write of checkpoint k: its commit record's (the writes a push
+	// made before it reported the checkpoint durable).
 	commits []int
 	rep     *FreeReport
 	err     error
@@ -264,14 +265,14 @@ type freeTrace struct {
 
 // freeCrash runs Free(o) on img with one AG worker, crashing the device
 // after `after` writes (-1: never) or tearing write `tear` (0: never), and
-// records the writes that reached the device and the commit boundaries:
-// Free reports a transaction's inodes right after its commit returned, and
-// the boundary is the last log write then. With ckptEvery > 0 it also
-// checkpoints (as the background writeback would) after every ckptEvery-th
-// commit, at that report: in place, between two transactions, so that
-// inodes freed by one transaction are written into their cluster before a
-// later one frees the chunk.
-func freeCrash(t testing.TB, img string, o FreeOptions, ckptEvery, after, tear int) freeTrace {
+// records the writes that reached the device and the checkpoint boundaries
+// (the journal's durable hook: the last log write then). Every forceEvery-th
+// commit it forces the log (a checkpoint of the commits since the last
+// one); with ckptEvery > 0 it also checkpoints in place (as the background
+// writeback would) after every ckptEvery-th commit: between two
+// transactions, so that inodes freed by one are written into their cluster
+// before a later one frees the chunk.
+func freeCrash(t testing.TB, img string, o FreeOptions, forceEvery, ckptEvery, after, tear int) freeTrace {
 	t.Helper()
 	var fs *FS
 	err := unbusy(func() (err error) { fs, err = OpenWrite(img, Options{Workers: 1}); return err })
@@ -297,16 +298,19 @@ func freeCrash(t testing.TB, img string, o FreeOptions, ckptEvery, after, tear i
 		}
 		return ok, err
 	})
-	o.Progress = func(done, total int) {
+	fs.Log().SetDurableHook(func(uint64) {
 		mu.Lock()
-		commit := len(tr.commits) == 0 && lastLog > 0 || len(tr.commits) > 0 && lastLog > tr.commits[len(tr.commits)-1]
-		if commit {
-			tr.commits = append(tr.commits, lastLog)
-		}
-		n := len(tr.commits)
+		tr.commits = append(tr.commits, lastLog)
 		mu.Unlock()
-		if commit && ckptEvery > 0 && n%ckptEvery == 0 {
-			fs.Checkpoint() // after a crash it fails: the session is shut down
+	})
+	n := 0
+	o.committed = func() {
+		n++
+		if forceEvery > 0 && n%forceEvery == 0 {
+			fs.Log().Force() // after a crash it fails: the session is shut down
+		}
+		if ckptEvery > 0 && n%ckptEvery == 0 {
+			fs.Checkpoint()
 		}
 	}
 	tr.rep, tr.err = fs.Free(o)
@@ -376,14 +380,15 @@ func readRange(t testing.TB, img string, r byteRange) []byte {
 
 // crashMatrix is a run under test and its reference.
 type crashMatrix struct {
-	base      string      // recovered snapshot: clean log, orphans on the lists
-	o         FreeOptions // the run crashed
-	ckptEvery int         // its checkpoints (freeCrash)
-	g         *ondisk.Geometry
-	orphans   map[uint64]bool // the inodes on the unlinked lists of base
-	tr        freeTrace       // the uncrashed run
-	states    []fsState       // S_k: after the first k free transactions
-	final     fsState         // the uncrashed run, then free --orphans
+	base       string      // recovered snapshot: clean log, orphans on the lists
+	o          FreeOptions // the run crashed
+	forceEvery int         // its log forces (freeCrash)
+	ckptEvery  int         // its checkpoints (freeCrash)
+	g          *ondisk.Geometry
+	orphans    map[uint64]bool // the inodes on the unlinked lists of base
+	tr         freeTrace       // the uncrashed run
+	states     []fsState       // S_k: after the first k free transactions
+	final      fsState         // the uncrashed run, then free --orphans
 	// The chunks the run frees: the transaction that frees each, and its
 	// byte ranges.
 	freedAt map[chunkKey]int
@@ -395,10 +400,10 @@ type crashMatrix struct {
 
 // newCrashMatrix recovers the fixture, traces the uncrashed run twice
 // (they must write the same), and records the states after each commit.
-func newCrashMatrix(t *testing.T, fixture string, o FreeOptions, ckptEvery int) *crashMatrix {
+func newCrashMatrix(t *testing.T, fixture string, o FreeOptions, forceEvery, ckptEvery int) *crashMatrix {
 	t.Helper()
 	testimg.Need(t, "xfs_db", "xfs_repair", "loop")
-	m := &crashMatrix{o: o, ckptEvery: ckptEvery, orphans: map[uint64]bool{}, freedAt: map[chunkKey]int{},
+	m := &crashMatrix{o: o, forceEvery: forceEvery, ckptEvery: ckptEvery, orphans: map[uint64]bool{}, freedAt: map[chunkKey]int{},
 		ranges: map[chunkKey][]byteRange{}}
 	m.base = testimg.Path(t, fixture)
 	if err := recoverImg(m.base); err != nil {
@@ -421,18 +426,18 @@ func newCrashMatrix(t *testing.T, fixture string, o FreeOptions, ckptEvery int) 
 	s0 := readState(t, m.base, m.g)
 
 	done := copyImg(t, m.base)
-	m.tr = freeCrash(t, done, o, ckptEvery, -1, 0)
+	m.tr = freeCrash(t, done, o, forceEvery, ckptEvery, -1, 0)
 	if m.tr.err != nil || m.tr.rep.Failed() {
 		t.Fatalf("uncrashed run: %v; refused %v, errors %v", m.tr.err, m.tr.rep.Refused, m.tr.rep.Errors)
 	}
-	again := freeCrash(t, copyImg(t, m.base), o, ckptEvery, -1, 0)
+	again := freeCrash(t, copyImg(t, m.base), o, forceEvery, ckptEvery, -1, 0)
 	if !slices.Equal(again.writes, m.tr.writes) || !slices.Equal(again.commits, m.tr.commits) {
 		t.Fatalf("two uncrashed runs wrote differently (a background checkpoint ran mid-run?): %d writes, commits %v; then %d writes, commits %v",
 			len(m.tr.writes), m.tr.commits, len(again.writes), again.commits)
 	}
 	T := len(m.tr.commits)
-	if T != m.tr.rep.Transactions || T < 3 || len(m.tr.rep.Chunks) == 0 {
-		t.Fatalf("%d commit boundaries seen, the report says %d transactions, %d chunks freed (want at least 3 and 1)",
+	if T < 3 || T >= m.tr.rep.Transactions || len(m.tr.rep.Chunks) == 0 {
+		t.Fatalf("%d checkpoints for %d transactions, %d chunks freed (want at least 3 checkpoints, fewer than the transactions, and a chunk)",
 			T, m.tr.rep.Transactions, len(m.tr.rep.Chunks))
 	}
 	m.repairOrphansOnly(t, done, true, "uncrashed run")
@@ -463,7 +468,7 @@ func newCrashMatrix(t *testing.T, fixture string, o FreeOptions, ckptEvery int) 
 	for k := 0; k <= T; k++ {
 		img := copyImg(t, m.base)
 		if k > 0 {
-			freeCrash(t, img, o, ckptEvery, m.tr.commits[k-1], 0)
+			freeCrash(t, img, o, forceEvery, ckptEvery, m.tr.commits[k-1], 0)
 		}
 		if err := recoverImg(img); err != nil {
 			t.Fatalf("recover after commit %d: %v", k, err)
@@ -636,18 +641,18 @@ func (m *crashMatrix) runPoint(t *testing.T, n int, tear bool) pointResult {
 	if tear {
 		after, tearAt, want = -1, n, m.committedAt(n-1)
 	}
-	tr := freeCrash(t, img, m.o, m.ckptEvery, after, tearAt)
+	tr := freeCrash(t, img, m.o, m.forceEvery, m.ckptEvery, after, tearAt)
 	if tr.rep == nil {
 		t.Fatalf("the crashed run returned no report: %v", tr.err)
 	}
 	if tr.err == nil && n < len(m.tr.writes) {
 		t.Fatalf("the run crashed at write %d returned no error", n)
 	}
-	// The transactions whose Commit returned are the durable ones: the
-	// same as the uncrashed trace says of this write point.
-	durable := tr.rep.Transactions
+	// The checkpoints reported durable before the crash: the same as the
+	// uncrashed trace says of this write point.
+	durable := len(tr.commits)
 	if durable != want {
-		t.Fatalf("%d transactions committed before the crash; the uncrashed trace says %d", durable, want)
+		t.Fatalf("%d checkpoints durable before the crash; the uncrashed trace says %d", durable, want)
 	}
 	m.checkNoWriteAfterFree(t, tr, durable, "crashed run")
 	atCrash := m.chunkBytes(t, img, durable)
@@ -768,7 +773,7 @@ func TestFreeCrashMatrixSmall(t *testing.T) {
 		inos = append(inos, g.Ino(1, i))
 	}
 	inos = append(inos, g.Ino(2, 131204)) // AG 2's orphan
-	m := newCrashMatrix(t, "orphans", FreeOptions{Inos: inos, BatchInodes: 5}, 0)
+	m := newCrashMatrix(t, "orphans", FreeOptions{Inos: inos, BatchInodes: 5}, 2, 0)
 	if len(m.tr.rep.Chunks) != 1 || m.tr.rep.InodesFreed != len(inos) {
 		t.Fatalf("the run frees %d inodes and %d chunks; want %d and 1", m.tr.rep.InodesFreed, len(m.tr.rep.Chunks), len(inos))
 	}
@@ -786,7 +791,7 @@ func TestFreeCrashMatrixOrphans(t *testing.T) {
 		t.Skip("the crash matrix over free --orphans (~130 crashes) is not run under -short")
 	}
 	testimg.Need(t, "zstd", "xfs_db", "xfs_repair", "loop")
-	m := newCrashMatrix(t, "orphans", FreeOptions{Orphans: true, BatchInodes: 16}, 4)
+	m := newCrashMatrix(t, "orphans", FreeOptions{Orphans: true, BatchInodes: 16}, 2, 4)
 	if len(m.writtenBefore) == 0 {
 		t.Error("no chunk was written in place by a checkpoint before its free: that case is not exercised")
 	}

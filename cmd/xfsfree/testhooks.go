@@ -91,12 +91,12 @@ xfs_repair depends on.`,
 			}
 			defer fs.Close()
 			for _, l := range args[1:] {
-				lsn, err := fs.SetLabel(l)
+				seq, err := fs.SetLabel(l)
 				if err != nil {
 					return err
 				}
 				if !g.quiet {
-					fmt.Fprintf(os.Stderr, "label %q committed at lsn %v\n", l, lsn)
+					fmt.Fprintf(os.Stderr, "label %q durable in checkpoint %d\n", l, seq)
 				}
 				if checkpointEach {
 					if err := fs.Checkpoint(); err != nil {
