@@ -390,4 +390,3 @@ func cmpU64(a, b uint64) int {
 	}
 	return 0
 }
-

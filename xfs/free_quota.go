@@ -38,4 +38,3 @@ func (fs *FS) clearQuotaChecked() error {
 	fs.SB.QFlags = q
 	return nil
 }
-
