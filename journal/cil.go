@@ -392,6 +392,7 @@ func (s *Session) pushSeq(seq uint64) error {
 	}
 	s.stats.Checkpoints++
 	s.stats.LogBytes += bbs * ondisk.BBSize
+	s.oldestValid = false
 	for _, it := range ctx.items {
 		it.pins--
 		if it.ctxSeq == ctx.seq {

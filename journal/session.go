@@ -66,6 +66,10 @@ type Session struct {
 	shutdown error
 	hook     func(usedBBs int64, commits uint64)
 	durable  func(seq uint64) // called when a checkpoint is durable
+	// oldest is the oldest LSN of an item (0: none), valid while
+	// oldestValid: what holds the tail.
+	oldest      ondisk.LSN
+	oldestValid bool
 	// tailFloor, when set, is a tail the session must not move past
 	// (the oldest recovered intent not yet finished).
 	tailFloor ondisk.LSN
@@ -149,11 +153,20 @@ func (s *Session) ReleaseTail() { s.HoldTail(0) }
 // a durable checkpoint holding a change not yet written in place, or the
 // next record itself.
 func (s *Session) tailLocked() ondisk.LSN {
-	tail := s.headLSNLocked()
-	for _, it := range s.items {
-		if it.lsn != 0 && lsnBefore(it.lsn, tail) {
-			tail = it.lsn
+	if !s.oldestValid {
+		// Recomputed only when an item's LSN changed (a push completed,
+		// a writeback removed items): commits do not change it.
+		s.oldest = 0
+		for _, it := range s.items {
+			if it.lsn != 0 && (s.oldest == 0 || lsnBefore(it.lsn, s.oldest)) {
+				s.oldest = it.lsn
+			}
 		}
+		s.oldestValid = true
+	}
+	tail := s.headLSNLocked()
+	if s.oldest != 0 && lsnBefore(s.oldest, tail) {
+		tail = s.oldest
 	}
 	if s.tailFloor != 0 && lsnBefore(s.tailFloor, tail) {
 		tail = s.tailFloor

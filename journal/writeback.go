@@ -134,6 +134,7 @@ func (s *Session) writeback(all bool) error {
 			delete(s.items, c.it.daddr)
 		}
 	}
+	s.oldestValid = false
 	s.mu.Unlock()
 	return nil
 }

@@ -46,7 +46,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 BIN=$WORK/xfsfree
-go build -o "$BIN" ./cmd/xfsfree
+go build -tags testhooks -o "$BIN" ./cmd/xfsfree # testhooks: XFSFREE_CPUPROFILE
 
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$(now)"; }
@@ -140,6 +140,7 @@ echo "xfsfree recover (untimed below): $(since "$t") s"
 found=$("$BIN" scan --json "$A" | python3 -c 'import json,sys; print(json.load(sys.stdin)["orphans"])')
 ((found >= ORPHANS)) || { echo "$0: scan finds $found orphans, want $ORPHANS" >&2; exit 1; }
 echo "orphans on the unlinked lists after recover: $found"
+if [[ -n ${KEEP:-} ]]; then cp --sparse=always "$A" "$KEEP"; echo "kept the recovered snapshot as $KEEP"; fi
 
 # --- timings -----------------------------------------------------------------------------------
 sync

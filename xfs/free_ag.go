@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/xfsfree/xfsfree/agi"
 	"github.com/xfsfree/xfsfree/cache"
@@ -138,19 +139,33 @@ func (w *agWorker) walk() error {
 	}
 	w.agi, w.recs = a, recs
 	locate := func(agino uint32) (ondisk.InodeLoc, error) { return fs.Locate(w.agno, recs, agino) }
+	// The 64 chains at once: each is a walk of dependent reads (the next
+	// inode is known only once this one is read), so walking them side by
+	// side keeps up to 64 reads in flight.
+	chains := make([][]orphanRef, ondisk.AGIUnlinkedBuckets)
+	errs := make([]error, ondisk.AGIUnlinkedBuckets)
+	var wg sync.WaitGroup
 	for bkt, head := range a.Unlinked {
 		if head == ondisk.NullAgino {
 			continue
 		}
-		prev := uint32(ondisk.NullAgino)
-		err := agi.WalkBucket(fs.Cache, fs.G, w.agno, bkt, head, locate, func(agino uint32, d *ondisk.Dinode) error {
-			w.orphans = append(w.orphans, orphanRef{agino: agino, prev: prev, next: d.NextUnlinked})
-			prev = agino
-			return nil
-		})
-		if err != nil {
-			return err
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			prev := uint32(ondisk.NullAgino)
+			errs[bkt] = agi.WalkBucket(fs.Cache, fs.G, w.agno, bkt, head, locate, func(agino uint32, d *ondisk.Dinode) error {
+				chains[bkt] = append(chains[bkt], orphanRef{agino: agino, prev: prev, next: d.NextUnlinked})
+				prev = agino
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	for bkt := range chains {
+		if errs[bkt] != nil {
+			return errs[bkt]
 		}
+		w.orphans = append(w.orphans, chains[bkt]...)
 	}
 	slices.SortFunc(w.orphans, func(a, b orphanRef) int { return cmpU64(uint64(a.agino), uint64(b.agino)) })
 	return nil

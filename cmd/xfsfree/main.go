@@ -97,6 +97,7 @@ func main() {
 }
 
 func run(args []string) int {
+	defer startProfile()()
 	var g globalFlags
 	root := newRootCmd(&g)
 	root.SetArgs(args)

@@ -10,6 +10,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -110,4 +111,27 @@ xfs_repair depends on.`,
 	setLabel.Flags().BoolVar(&checkpointEach, "checkpoint-each", false, "checkpoint after every transaction")
 	cmd.AddCommand(setLabel)
 	return cmd
+}
+
+// startProfile writes a CPU profile to $XFSFREE_CPUPROFILE, if set, until
+// the returned function is called (for scripts/bench-free.sh).
+func startProfile() func() {
+	path := os.Getenv("XFSFREE_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xfsfree: cpu profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "xfsfree: cpu profile:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
