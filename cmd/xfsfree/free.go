@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -127,7 +128,16 @@ orphans are saved too: only DEV is left untouched).`,
 			p := newProgress(g, "freeing")
 			o.Progress = p.Update
 			if d := testItemDelay(); d > 0 {
-				o.Progress = func(done, total int) { p.Update(done, total); time.Sleep(d) }
+				var mu sync.Mutex
+				last := 0
+				o.Progress = func(done, total int) {
+					p.Update(done, total)
+					mu.Lock()
+					n := done - last
+					last = done
+					mu.Unlock()
+					time.Sleep(time.Duration(n) * d) // d per item done
+				}
 			}
 			stop, done := catchInterrupts("stopping at the next transaction boundary, then leaving the log clean",
 				"the log is dirty, and holds only whole transactions: "+
