@@ -190,6 +190,20 @@ func (s *Session) freeLocked() int64 {
 	return max(f, 0)
 }
 
+// Head returns where the next record goes, as of the last push.
+func (s *Session) Head() (block int64, cycle uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.head.block, s.head.cycle
+}
+
+// SetPushBytes sets PushBytes.
+func (s *Session) SetPushBytes(n int64) {
+	s.mu.Lock()
+	s.PushBytes = n
+	s.mu.Unlock()
+}
+
 // Dirty is the number of buffers logged and not yet written in place.
 func (s *Session) Dirty() int {
 	s.mu.Lock()

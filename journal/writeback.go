@@ -65,24 +65,28 @@ func (s *Session) writeback(all bool) error {
 		s.mu.Unlock()
 		return err
 	}
-	var cands []*bufItem
+	type cand struct {
+		it *bufItem
+		b  *cache.Buf
+	}
+	var cands []cand
 	for _, it := range s.items {
 		if it.lsn != 0 && it.pins == 0 && !it.cancel {
-			cands = append(cands, it)
+			cands = append(cands, cand{it, it.b})
 		}
 	}
 	s.stats.Writebacks++
 	s.mu.Unlock()
-	slices.SortFunc(cands, func(a, b *bufItem) int { return cmp.Compare(a.daddr, b.daddr) })
+	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.it.daddr, b.it.daddr) })
 
 	// Pass 1: every buffer that can be locked now, in coalesced runs.
 	var held []*cache.Buf
 	var done []claimed
-	var busy []*bufItem
-	for _, it := range cands {
-		b := it.b
+	var busy []cand
+	for _, cd := range cands {
+		it, b := cd.it, cd.b
 		if !b.TryLock() {
-			busy = append(busy, it)
+			busy = append(busy, cd)
 			continue
 		}
 		c, ok := s.claim(it, b)
@@ -102,11 +106,11 @@ func (s *Session) writeback(all bool) error {
 		return s.fail("in-place write", err)
 	}
 	// Pass 2: buffers an open transaction held, one at a time.
-	for _, it := range busy {
+	for _, cd := range busy {
 		if !all {
 			break
 		}
-		b := it.b
+		it, b := cd.it, cd.b
 		b.Lock()
 		c, ok := s.claim(it, b)
 		if ok {

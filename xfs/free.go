@@ -273,8 +273,8 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 	var startBlock int64
 	var startCycle uint32
 	if !o.DryRun {
-		startBlock, startCycle = fs.log.Writer().Head()
-		fs.log.PushBytes = o.CheckpointBytes
+		startBlock, startCycle = fs.log.Head()
+		fs.log.SetPushBytes(o.CheckpointBytes)
 		wb = fs.startWriteback(o)
 	}
 	workers := fs.opts.Workers
@@ -355,11 +355,10 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 			rep.QuotaNote = "quota accounting is on: the quota 'checked' flags were cleared (as xfs_repair does), so the next mount re-counts usage"
 		}
 	}
-	w := fs.log.Writer()
 	session := fs.log
 	finErr := fs.Finish()
 	rep.Journal = session.Stats()
-	endBlock, endCycle := w.Head()
+	endBlock, endCycle := session.Head()
 	rep.LogBytes = (int64(endCycle-startCycle)*fs.G.LogBBs + endBlock - startBlock) * ondisk.BBSize
 	rep.After = Counters{ICount: fs.SB.ICount, IFree: fs.SB.IFree, FDBlocks: fs.SB.FDBlocks}
 	return rep, errors.Join(wbErr, quotaErr, finErr)
