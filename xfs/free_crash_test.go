@@ -1,23 +1,24 @@
 package xfs
 
 // The crash matrix of the free engine (issue 4, over the journal issue's
-// definition): a `free` of several transactions on a frozen-snapshot
-// fixture (recovered with `xfsfree recover` first: clean log, orphans on
-// the unlinked lists), crashed after every device write N and torn at every
-// write N (only its first half of sectors reaches the device), then
+// definition, with delayed logging since issue 10): a `free` of several
+// transactions on a frozen-snapshot fixture (recovered with `xfsfree
+// recover` first: clean log, orphans on the unlinked lists), gathered into
+// several checkpoints (the test forces the log every 2 commits), crashed
+// after every device write N and torn at every write N (only its first half
+// of sectors reaches the device), then
 //
 //   (a) `xfsfree recover` on the crashed image: the allocation state (per AG
 //       agi count/freecount, free space as freeblks+flcount+btreeblks,
 //       inobt and finobt records, the 64 unlinked bucket heads; the
 //       superblock summary counters) must equal S_j, the state after the
-//       first j transactions, where j is the number of transactions whose
-//       Commit returned before the crash (and the uncrashed trace agrees:
-//       j commit records lie within the writes that reached the device
-//       whole): a prefix, never part of a transaction. xfs_repair -n finds
-//       nothing but the orphans still on the unlinked lists (it says the
-//       same of the snapshot itself); then `free --orphans` finishes the job
-//       and ends in the uncrashed run's final state, and xfs_repair -n
-//       passes.
+//       first j checkpoints, where j is the number of checkpoints the
+//       journal reported durable before the crash (and the uncrashed trace
+//       agrees: j commit records lie within the writes that reached the
+//       device whole): a prefix of the commits, never part of a
+//       checkpoint. xfs_repair -n finds nothing but the orphans still on the
+//       unlinked lists; then `free --orphans` finishes the job and ends in
+//       the uncrashed run's final state, and xfs_repair -n passes.
 //   (b) a kernel mount and unmount of another copy: the kernel replays the
 //       log and then frees the remaining orphans itself, so it must end in
 //       the same final state with every bucket empty, and xfs_repair -n
@@ -25,44 +26,37 @@ package xfs
 //       run — the kernel does no orphan processing: it must leave the state
 //       (a) found.)
 //
-// Freed clusters: for every chunk freed by one of the j transactions,
+// Freed clusters: for every chunk freed in one of the j checkpoints,
 //   - no write of the crashed run reached the chunk after the commit record
-//     of its free (the run's own trace);
+//     of its checkpoint (the run's own trace);
 //   - its bytes after (a), after (a)'s finishing run and after (b) equal
 //     those at the crash: recovery replays no copy of its old inodes over
 //     it, and nobody flushes one;
-//   - unless a checkpoint wrote it before its free (inodes freed by earlier
-//     transactions of the chunk), its bytes at the crash are the
-//     snapshot's.
+//   - unless a checkpoint wrote it in place before its free (inodes freed
+//     by earlier transactions of the chunk), its bytes at the crash are
+//     the snapshot's.
 //
 // The reference states S_0..S_T are recorded by crashing the same run
-// right after each commit record (its write index: the last log write when
-// Free reports the transaction's inodes, which it does right after the
-// commit returned) and recovering that image with `xfsfree recover`. S_0
-// must equal the image before the run, S_T the uncrashed run's result
-// (which free_test.go compares with the kernel's own processing of the
-// snapshot), and each S_k differ from S_k-1.
+// right after each checkpoint's commit record and recovering that image
+// with `xfsfree recover`. S_0 must equal the image before the run, S_T the
+// uncrashed run's result (which free_test.go compares with the kernel's own
+// processing of the snapshot), and each S_k differ from S_k-1.
 //
 // Workers is 1 so that the run's device writes come in the same order every
 // time (checked: the traces of two uncrashed runs are equal), and a write
-// point N is the same point of the same run in every crash. Checkpoints
-// between transactions are made by the test, at Free's progress report
-// (as the background writeback would, but at fixed points).
+// point N is the same point of the same run in every crash. Forces and
+// in-place checkpoints are made by the test, after fixed commits.
 //
-// The runs (each point costs two image copies, a recovery, a finishing
-// free, a kernel mount and three xfs_repair runs; the points run in
-// parallel):
+// The runs (the points run in parallel):
 //   - TestFreeCrashMatrixSmall (always, also under -short): `--ino` of the
 //     18 orphans of AG 1's chunk 576 (all its allocated inodes: the chunk
-//     is freed) and the one orphan of AG 2, 5 a transaction: 5 free
-//     transactions (four in AG 1, the last freeing the chunk; one in AG 2),
-//     then Finish's superblock transaction, checkpoint and unmount record:
-//     14 writes, every one crashed and torn (29 points).
+//     is freed) and the one orphan of AG 2, 5 a transaction, the log forced
+//     every 2 commits; every write crashed and torn.
 //   - TestFreeCrashMatrixOrphans (skipped under -short): `--orphans` (313
-//     orphans in 4 AGs, 5 chunks freed), 16 a transaction, a checkpoint
-//     after every 4th commit, so that chunks are written in place (their
-//     first inodes freed) before a later transaction frees them: 26 free
-//     transactions, 67 writes, every one crashed and torn (134 points).
+//     orphans in 4 AGs, 5 chunks freed), 16 a transaction, the log forced
+//     every 2 commits and written in place every 4th, so that chunks are
+//     written in place (their first inodes freed) before a later
+//     checkpoint frees them; every write crashed and torn.
 
 import (
 	"bytes"
