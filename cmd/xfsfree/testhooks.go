@@ -114,8 +114,19 @@ xfs_repair depends on.`,
 }
 
 // startProfile writes a CPU profile to $XFSFREE_CPUPROFILE, if set, until
-// the returned function is called (for scripts/bench-free.sh).
+// the returned function is called (for scripts/bench-free.sh), and a heap
+// profile to $XFSFREE_MEMPROFILE after $XFSFREE_MEMPROFILE_AFTER (a
+// duration).
 func startProfile() func() {
+	if mp := os.Getenv("XFSFREE_MEMPROFILE"); mp != "" {
+		after, _ := time.ParseDuration(os.Getenv("XFSFREE_MEMPROFILE_AFTER"))
+		time.AfterFunc(after, func() {
+			if f, err := os.Create(mp); err == nil {
+				pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		})
+	}
 	path := os.Getenv("XFSFREE_CPUPROFILE")
 	if path == "" {
 		return func() {}
