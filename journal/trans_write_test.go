@@ -630,7 +630,7 @@ func TestSizeRunningCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx.LogRange(agi, ondisk.AGIUnlinkedOffset(5), ondisk.AGIUnlinkedOffset(5)+3)
+	ondisk.LogField(tx, agi, ondisk.AGIBucket(5))
 	check("agi bucket")
 	root, ok := g.ImapAligned(0, g.InoToAgino(g.SB.RootIno))
 	if !ok {
