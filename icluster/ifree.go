@@ -1,7 +1,6 @@
 package icluster
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -279,12 +278,6 @@ type Freed struct {
 	ChunkBlocks uint32 // blocks of the freed chunk
 }
 
-// agiField offsets (struct xfs_agi).
-const (
-	agiCountOff     = 16
-	agiFreecountOff = 28
-)
-
 // LockAGI joins AG agno's AGI to tx (the first lock a free takes).
 func LockAGI(tx FreeTx, g *ondisk.Geometry, agno uint32) (*cache.Buf, error) {
 	d := g.AGIDaddr(agno)
@@ -462,8 +455,8 @@ func (a *AG) difree(tx FreeTx, agiBuf *cache.Buf, agino uint32) (ondisk.InobtRec
 	r.FreeCount++
 	chunkFree := r.Free == ondisk.InobtAllFree && !a.KeepChunks && g.InoPBlock <= ondisk.InodesPerChunk
 
-	count := binary.BigEndian.Uint32(agiBuf.Data[agiCountOff:])
-	free := binary.BigEndian.Uint32(agiBuf.Data[agiFreecountOff:])
+	count := uint32(ondisk.AGICount.Get(agiBuf.Data))
+	free := uint32(ondisk.AGIFreeCount.Get(agiBuf.Data))
 	if chunkFree {
 		// xfs_difree_inobt: ilen = ir_freecount (= ir_count); the freed
 		// inode was counted allocated, the others free.
@@ -475,15 +468,15 @@ func (a *AG) difree(tx FreeTx, agiBuf *cache.Buf, agino uint32) (ondisk.InobtRec
 		if err := a.Btrees.Delete(tx, false, r.StartIno); err != nil {
 			return r, false, err
 		}
-		binary.BigEndian.PutUint32(agiBuf.Data[agiCountOff:], count-ilen)
-		binary.BigEndian.PutUint32(agiBuf.Data[agiFreecountOff:], free-(ilen-1))
-		tx.LogRange(agiBuf, agiCountOff, agiFreecountOff+3)
+		ondisk.AGICount.Set(agiBuf.Data, uint64(count-ilen))
+		ondisk.AGIFreeCount.Set(agiBuf.Data, uint64(free-(ilen-1)))
+		ondisk.LogFields(tx, agiBuf, ondisk.AGICount|ondisk.AGIFreeCount)
 	} else {
 		if err := a.Btrees.Update(tx, false, r); err != nil {
 			return r, false, err
 		}
-		binary.BigEndian.PutUint32(agiBuf.Data[agiFreecountOff:], free+1)
-		tx.LogRange(agiBuf, agiFreecountOff, agiFreecountOff+3)
+		ondisk.AGIFreeCount.Set(agiBuf.Data, uint64(free+1))
+		ondisk.LogFields(tx, agiBuf, ondisk.AGIFreeCount)
 	}
 	if !g.HasFinobt {
 		return r, chunkFree, nil
@@ -567,8 +560,8 @@ func (a *AG) FreeEmptyChunk(tx FreeTx, startino uint32) (*Freed, error) {
 	if r.Free != ondisk.InobtAllFree || uint32(r.Count) != r.FreeCount {
 		return nil, refuse(fmt.Sprintf("not entirely free (ir_free %#x, ir_freecount %d of %d)", r.Free, r.FreeCount, r.Count), nil)
 	}
-	count := binary.BigEndian.Uint32(agiBuf.Data[agiCountOff:])
-	free := binary.BigEndian.Uint32(agiBuf.Data[agiFreecountOff:])
+	count := uint32(ondisk.AGICount.Get(agiBuf.Data))
+	free := uint32(ondisk.AGIFreeCount.Get(agiBuf.Data))
 	if count < r.FreeCount || free < r.FreeCount {
 		err := (ondisk.Where{AG: agno, Daddr: agiBuf.Daddr}).Corrupt("AGI", "agi_count/agi_freecount",
 			fmt.Sprintf("%d/%d", count, free), nil, fmt.Sprintf("too small to release a chunk of %d free inodes", r.FreeCount))
@@ -593,9 +586,9 @@ func (a *AG) FreeEmptyChunk(tx FreeTx, startino uint32) (*Freed, error) {
 			return nil, err
 		}
 	}
-	binary.BigEndian.PutUint32(agiBuf.Data[agiCountOff:], count-r.FreeCount)
-	binary.BigEndian.PutUint32(agiBuf.Data[agiFreecountOff:], free-r.FreeCount)
-	tx.LogRange(agiBuf, agiCountOff, agiFreecountOff+3)
+	ondisk.AGICount.Set(agiBuf.Data, uint64(count-r.FreeCount))
+	ondisk.AGIFreeCount.Set(agiBuf.Data, uint64(free-r.FreeCount))
+	ondisk.LogFields(tx, agiBuf, ondisk.AGICount|ondisk.AGIFreeCount)
 	out := &Freed{}
 	if err := a.releaseChunk(tx, r, out); err != nil {
 		return nil, err

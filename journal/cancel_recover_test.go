@@ -206,7 +206,7 @@ func TestBmbtToBmdr(t *testing.T) {
 		binary.BigEndian.PutUint64(src[ondisk.LongBlockHdrLen+4*8+8*i:], uint64(5000+i))
 	}
 	dst := make([]byte, 76) // a data fork of 76 bytes: bmdr maxrecs 4
-	if err := bmbtToBmdr(src, dst); err != nil {
+	if err := ondisk.BmbtToBmdr(src, dst); err != nil {
 		t.Fatal(err)
 	}
 	r, err := ondisk.DecodeBmdr(dst)
@@ -222,7 +222,7 @@ func TestBmbtToBmdr(t *testing.T) {
 		}
 	}
 	binary.BigEndian.PutUint16(src[6:], 9)
-	if err := bmbtToBmdr(src, dst); err == nil {
+	if err := ondisk.BmbtToBmdr(src, dst); err == nil {
 		t.Errorf("a root with more records than fit was converted")
 	}
 }

@@ -158,7 +158,7 @@ func (a *Assembler) addToTrans(t *Trans, dp []byte) error {
 		return nil
 	}
 	if len(t.Items) == 0 {
-		if len(dp) < 4 || uint32(dp[0])|uint32(dp[1])<<8|uint32(dp[2])<<16|uint32(dp[3])<<24 != ondisk.TransHeaderMagic {
+		if !ondisk.HasTransHeaderMagic(dp) {
 			return fmt.Errorf("bad transaction header magic")
 		}
 		if len(dp) > ondisk.TransHeaderSize {

@@ -26,8 +26,10 @@ type AGFL struct {
 	Bno      []uint32 // 36 agfl_bno[xfs_agfl_size]
 }
 
-// AGFLSlotOffset is the byte offset of agfl_bno[i], for logging one slot.
-func AGFLSlotOffset(i int) int { return AGFLBnoOff + 4*i }
+// AGFLSlot is agfl_bno[i], one slot of the ring.
+func AGFLSlot(i int) Field {
+	return Field{Name: "agfl_bno[" + strconv.Itoa(i) + "]", Off: AGFLBnoOff + 4*i, Size: 4}
+}
 
 // AGFLFields names fields of the AGFL header by bit.
 type AGFLFields uint32

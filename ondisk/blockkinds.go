@@ -127,3 +127,49 @@ func verifySB(b []byte, c VerifyCtx) error {
 	}
 	return err
 }
+
+// BufLSNFields says where the v5 metadata block b keeps its LSN and the
+// uuid that says the LSN is this filesystem's, found by its magic, as
+// xlog_recover_get_buf_lsn does (metaUUID: the superblock's uuid field is
+// sb_meta_uuid). ok is false for a block recovery must replay whatever it
+// holds: no magic it knows (inode clusters, dquots, realtime bitmap and
+// summary, unknown contents) or a remote attribute value block (written
+// synchronously, never with a valid LSN).
+func BufLSNFields(b []byte, metaUUID bool) (lsn, uuid Field, ok bool) {
+	f := func(lsnOff, uuidOff int) (Field, Field, bool) {
+		return Field{Name: "lsn", Off: lsnOff, Size: 8}, Field{Name: "uuid", Off: uuidOff, Size: 16, Elem: 1}, true
+	}
+	if len(b) < 4 {
+		return Field{}, Field{}, false
+	}
+	switch be.Uint32(b) {
+	case BnobtMagic, CntbtMagic, RmapbtMagic, RefcbtMagic, FinobtMagic, InobtMagic:
+		return f(ShortBlockLSNOff, ShortBlockUUID.Field().Off)
+	case BmbtMagic:
+		return f(LongBlockLSNOff, LongBlockUUID.Field().Off)
+	case AGFMagic:
+		return f(AGFLSNOff, AGFUUID.Field().Off)
+	case AGFLMagic:
+		return f(AGFLLSNOff, AGFLUUID.Field().Off)
+	case AGIMagic:
+		return f(AGILSNOff, AGIUUID.Field().Off)
+	case SymlinkMagic:
+		return f(SymlinkLSNOff, SymlinkUUIDOff)
+	case Dir3BlockMagic, Dir3DataMagic, Dir3FreeMagic:
+		return f(Dir3BlkHdrLSNOff, Dir3BlkHdrUUIDOff)
+	case Attr3RmtMagic:
+		return Field{}, Field{}, false
+	case SBMagic:
+		if metaUUID {
+			return f(SBLSNOff, SBMetaUUID.Field().Off)
+		}
+		return f(SBLSNOff, SBUUID.Field().Off)
+	}
+	if len(b) >= DA3MagicOff+2 {
+		switch be.Uint16(b[DA3MagicOff:]) {
+		case Dir3Leaf1Magic, Dir3LeafNMagic, DA3NodeMagic, Attr3LeafMagic:
+			return f(DA3LSNOff, DA3UUIDOff)
+		}
+	}
+	return Field{}, Field{}, false
+}

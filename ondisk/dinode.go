@@ -253,6 +253,10 @@ func SetDinodeNextUnlinked(b []byte, agino uint32) {
 	DinodeCalcCRC(b)
 }
 
+// PutDinodeRdev stores the device number of a device inode in the encoded
+// inode b: the first 4 bytes of its data fork (xfs_dinode_put_rdev).
+func PutDinodeRdev(b []byte, rdev uint32) { be.PutUint32(b[DinodeCoreSize:], rdev) }
+
 // SetNextUnlinked sets the in-memory di_next_unlinked; encode with
 // EncodeCRC.
 func (d *Dinode) SetNextUnlinked(agino uint32) { d.NextUnlinked = agino }

@@ -171,3 +171,63 @@ func DecodeLogDinode(b []byte) (*LogDinode, error) {
 	copy(d.UUID[:], b[160:176])
 	return d, nil
 }
+
+// ToDisk is xfs_log_dinode_to_disk for v3 inodes: the logged core ld
+// written over the encoded inode to, in the disk format and byte order,
+// with di_lsn set to lsn, leaving di_next_unlinked (logged through the
+// cluster buffer) and the CRC (recomputed after) alone.
+func (ld *LogDinode) ToDisk(to []byte, lsn uint64) {
+	bigtime := ld.Version >= 3 && ld.Flags2&Diflag2Bigtime != 0
+	ts := func(v uint64) uint64 {
+		if bigtime {
+			return v
+		}
+		// Legacy: host-order {int32 t_sec; int32 t_nsec} to big-endian.
+		return uint64(uint32(v))<<32 | v>>32
+	}
+	be.PutUint16(to[0:], ld.Magic)
+	be.PutUint16(to[2:], ld.Mode)
+	to[4] = byte(ld.Version)
+	to[5] = byte(ld.Format)
+	be.PutUint16(to[6:], ld.Metatype)
+	be.PutUint32(to[8:], ld.UID)
+	be.PutUint32(to[12:], ld.GID)
+	be.PutUint32(to[16:], ld.Nlink)
+	be.PutUint16(to[20:], ld.ProjIDLo)
+	be.PutUint16(to[22:], ld.ProjIDHi)
+	be.PutUint64(to[32:], ts(ld.Atime))
+	be.PutUint64(to[40:], ts(ld.Mtime))
+	be.PutUint64(to[48:], ts(ld.Ctime))
+	be.PutUint64(to[56:], uint64(ld.ISize))
+	be.PutUint64(to[64:], ld.NBlocks)
+	be.PutUint32(to[72:], ld.ExtSize)
+	to[82] = ld.Forkoff
+	to[83] = byte(ld.Aformat)
+	be.PutUint32(to[84:], ld.DMEvMask)
+	be.PutUint16(to[88:], ld.DMState)
+	be.PutUint16(to[90:], ld.Flags)
+	be.PutUint32(to[92:], ld.Gen)
+	if ld.Version == 3 {
+		be.PutUint64(to[104:], ld.ChangeCount)
+		be.PutUint64(to[144:], ts(ld.Crtime))
+		be.PutUint64(to[120:], ld.Flags2)
+		be.PutUint32(to[128:], ld.CowExtSize)
+		be.PutUint64(to[152:], ld.Ino)
+		be.PutUint64(to[112:], lsn)
+		clear(to[132:144])
+		copy(to[160:176], ld.UUID[:])
+		be.PutUint64(to[24:], 0) // di_v3_pad
+	} else {
+		be.PutUint16(to[30:], ld.FlushIter())
+		clear(to[24:30])
+	}
+	// xfs_log_dinode_to_disk_iext_counters.
+	if ld.Version >= 3 && ld.Flags2&Diflag2Nrext64 != 0 {
+		be.PutUint64(to[24:], ld.BigNextents)
+		be.PutUint32(to[76:], ld.Nextents)  // di_big_anextents
+		be.PutUint16(to[80:], ld.Anextents) // di_nrext64_pad
+	} else {
+		be.PutUint32(to[76:], ld.Nextents)
+		be.PutUint16(to[80:], ld.Anextents)
+	}
+}

@@ -85,6 +85,10 @@ func CompareLSN(a, b LSN) int {
 	return 0
 }
 
+// IsLogRecHeader reports whether the log block b starts with the record
+// header magic (h_magicno).
+func IsLogRecHeader(b []byte) bool { return len(b) >= 4 && be.Uint32(b) == LogHeaderMagic }
+
 // LogCycle returns the cycle stamped in a log BB (xlog_get_cycle): word 0, or
 // word 1 if word 0 is the record header magic. b must hold 8 bytes; a
 // shorter b yields 0.

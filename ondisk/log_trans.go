@@ -68,6 +68,10 @@ type TransHeader struct {
 	NumItems uint32 // th_num_items
 }
 
+// HasTransHeaderMagic reports whether b starts with th_magic (b may hold
+// only the first piece of a header split across records).
+func HasTransHeaderMagic(b []byte) bool { return len(b) >= 4 && le.Uint32(b) == TransHeaderMagic }
+
 // DecodeTransHeader decodes a transaction header.
 func DecodeTransHeader(b []byte) (TransHeader, error) {
 	if len(b) < TransHeaderSize {

@@ -5,7 +5,6 @@ package xfs
 // record).
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -129,15 +128,6 @@ func (fs *FS) SummaryCounters() (SBCounters, error) {
 	return c, nil
 }
 
-// superblock offsets of the summary counters and the label.
-const (
-	sbICountOff   = 128
-	sbIFreeOff    = 136
-	sbFDBlocksOff = 144
-	sbFNameOff    = 108
-	sbFNameLen    = 12
-)
-
 // readSB joins the primary superblock to tx.
 func (fs *FS) readSB(tx *journal.Transaction) (*cache.Buf, error) {
 	return tx.ReadBuf(ondisk.SBDaddr, fs.G.SectBBs(), ondisk.KindSB, ondisk.VerifyCtx{G: fs.G, AG: 0, Daddr: ondisk.SBDaddr})
@@ -199,10 +189,10 @@ func (fs *FS) logCounters(c SBCounters) error {
 		tx.Cancel()
 		return err
 	}
-	binary.BigEndian.PutUint64(b.Data[sbICountOff:], c.ICount)
-	binary.BigEndian.PutUint64(b.Data[sbIFreeOff:], c.IFree)
-	binary.BigEndian.PutUint64(b.Data[sbFDBlocksOff:], c.FDBlocks)
-	tx.LogRange(b, 0, len(b.Data)-1)
+	ondisk.SBICount.Set(b.Data, c.ICount)
+	ondisk.SBIFree.Set(b.Data, c.IFree)
+	ondisk.SBFDBlocks.Set(b.Data, c.FDBlocks)
+	tx.LogRange(b, 0, len(b.Data)-1) // the whole sector, as xfs_log_sb logs the whole superblock
 	if _, err := tx.Commit(); err != nil {
 		tx.Cancel()
 		return err
@@ -218,8 +208,9 @@ func (fs *FS) SetLabel(label string) (ondisk.LSN, error) {
 	if fs.log == nil {
 		return 0, ErrNotWritable
 	}
-	if len(label) > sbFNameLen {
-		return 0, fmt.Errorf("label %q is longer than %d bytes", label, sbFNameLen)
+	fname := ondisk.SBFName.Field()
+	if len(label) > fname.Size {
+		return 0, fmt.Errorf("label %q is longer than %d bytes", label, fname.Size)
 	}
 	tx := fs.Begin()
 	b, err := fs.readSB(tx)
@@ -227,10 +218,10 @@ func (fs *FS) SetLabel(label string) (ondisk.LSN, error) {
 		tx.Cancel()
 		return 0, err
 	}
-	f := b.Data[sbFNameOff : sbFNameOff+sbFNameLen]
+	f := fname.Bytes(b.Data)
 	clear(f)
 	copy(f, label)
-	tx.LogRange(b, sbFNameOff, sbFNameOff+sbFNameLen-1)
+	ondisk.LogFields(tx, b, ondisk.SBFName)
 	lsn, err := tx.Commit()
 	if err != nil {
 		tx.Cancel()
