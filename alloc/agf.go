@@ -13,7 +13,9 @@ import (
 // (the kernel's ENOSPC), or its AGFL is empty when a btree needs a block.
 var ErrNoSpace = errors.New("no free space in the AG")
 
-// Tx is the transaction the free-space changes are made in.
+// Tx is what free-space changes need of a transaction: exactly what the
+// btree engine they go through needs (btree.Tx: read, get, log and cancel
+// joined buffers), so it is that interface, not one of its own.
 type Tx = btree.Tx
 
 // AG is the free space of one allocation group inside one transaction: the

@@ -11,18 +11,6 @@ import (
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
-// Tx is what the cluster free needs of a transaction (package journal's
-// Trans provides it).
-type Tx interface {
-	// GetBuf joins the buffer to the transaction without reading it,
-	// locked until the transaction ends.
-	GetBuf(daddr int64, nBB int, kind *ondisk.BlockKind) (*cache.Buf, error)
-	// Binval marks a joined buffer STALE and logs a buffer-cancel item
-	// for it: it is never written in place and recovery never replays an
-	// older copy of it.
-	Binval(b *cache.Buf)
-}
-
 // FreeClusters is the kernel's xfs_ifree_cluster for the chunk starting at
 // startino in AG agno, whose allocated inodes are alloc (a sparse chunk's
 // holes have no cluster buffer and are skipped). held reports the inodes
@@ -35,7 +23,7 @@ type Tx interface {
 // inodes' ILOCKs and flush locks are only tried, never waited for (the
 // lock order is ILOCK → buffers: a transaction holding an ILOCK may be
 // waiting for this buffer).
-func FreeClusters(tx Tx, ic *cache.InodeCache, g *ondisk.Geometry, agno, startino uint32, alloc uint64, held func(*cache.Inode) bool) error {
+func FreeClusters(tx FreeTx, ic *cache.InodeCache, g *ondisk.Geometry, agno, startino uint32, alloc uint64, held func(*cache.Inode) bool) error {
 	for _, cl := range g.ChunkClusters(agno, startino, alloc) {
 		if !cl.Allocated {
 			continue
@@ -46,22 +34,13 @@ func FreeClusters(tx Tx, ic *cache.InodeCache, g *ondisk.Geometry, agno, startin
 		}
 		for i := uint32(0); i < g.InodesPerCluster; i++ {
 			if undo := markStale(ic, g, bp, agno, cl.FirstAgino+i, held); undo != nil {
-				if c, ok := tx.(canceller); ok {
-					c.OnCancel(undo)
-				}
+				tx.OnCancel(undo) // the STALE marks of a cancelled free are taken back
 			}
 		}
 		tx.Binval(bp)
 	}
 	return nil
 }
-
-// canceller is a transaction that can undo in-memory state when it is
-// cancelled (journal.Transaction.OnCancel). The kernel never cancels a
-// dirty transaction (it shuts the filesystem down instead); xfsfree
-// cancels the one a corrupt block stops, and goes on with the others, so
-// the STALE marks of a cluster free that did not commit are taken back.
-type canceller interface{ OnCancel(func()) }
 
 // markStale is xfs_ifree_mark_inode_stale for one inode number. It returns
 // what undoes it if the transaction is cancelled (nil: nothing was done).

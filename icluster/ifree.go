@@ -26,15 +26,29 @@ import (
 // yet; one that does only tries it (ErrILockBusy), as the cluster free
 // and the writeback only try ILOCKs under a buffer lock.
 
-// FreeTx is what freeing needs of a transaction (package journal's Trans
-// provides it). Buffers joined to it stay locked until it commits or is
-// cancelled; joining a buffer it already holds returns that buffer.
+// FreeTx is what freeing needs of a transaction, the only one package
+// icluster states (journal.Transaction provides it; the inode btrees and
+// free space it is handed to need a part of it: btree.Tx). Buffers joined
+// to it stay locked until it commits or is cancelled; joining a buffer it
+// already holds returns that buffer.
 type FreeTx interface {
-	Tx
 	// ReadBuf joins the buffer to the transaction, read and verified.
 	ReadBuf(daddr int64, nBB int, kind *ondisk.BlockKind, ctx ondisk.VerifyCtx) (*cache.Buf, error)
+	// GetBuf joins the buffer to the transaction without reading it,
+	// locked until the transaction ends.
+	GetBuf(daddr int64, nBB int, kind *ondisk.BlockKind) (*cache.Buf, error)
 	// LogRange logs bytes first..last (inclusive) of a joined buffer.
 	LogRange(b *cache.Buf, first, last int)
+	// Binval marks a joined buffer STALE and logs a buffer-cancel item
+	// for it: it is never written in place and recovery never replays an
+	// older copy of it.
+	Binval(b *cache.Buf)
+	// OnCancel registers what undoes, if the transaction is cancelled,
+	// in-memory state it changed outside its buffers (the cluster free's
+	// STALE marks). The kernel never cancels a dirty transaction (it
+	// shuts the filesystem down instead); xfsfree cancels the one a
+	// corrupt block stops and goes on with the others.
+	OnCancel(undo func())
 	// LogInode logs the inode at byte offset of a joined cluster buffer;
 	// its di_lsn and CRC are stamped at commit.
 	LogInode(b *cache.Buf, offset int)

@@ -11,14 +11,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/icluster"
 	"github.com/xfsfree/xfsfree/internal/testimg"
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
-// Transaction provides what the cluster free needs.
-var _ icluster.Tx = (*Transaction)(nil)
+// Transaction is the transaction of every package that states what it
+// needs of one (alloc's and refcount's Tx are btree.Tx).
+var (
+	_ icluster.FreeTx = (*Transaction)(nil)
+	_ btree.Tx        = (*Transaction)(nil)
+)
 
 // session opens img read-write with a buffer cache and a journal session.
 type session struct {

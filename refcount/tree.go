@@ -28,7 +28,8 @@ import (
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
-// Tx is the transaction the changes are made in.
+// Tx is what refcount changes need of a transaction: exactly what the
+// btree engine they go through needs (btree.Tx).
 type Tx = btree.Tx
 
 // The key of a refcount record is its raw rc_startblock, CoW flag included
