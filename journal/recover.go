@@ -293,7 +293,7 @@ func (r *recovery) pass1(st *State) error {
 	if err != nil {
 		return fmt.Errorf("journal: recovery pass 1: %w", err)
 	}
-	open, err := r.l.Transactions(st.Head, st.Tail, func(t *Trans) error {
+	open, err := r.l.Transactions(st.Head, st.Tail, func(t *RecoveredTrans) error {
 		r.rep.Transactions++
 		for _, it := range t.Items {
 			if len(it.Regions) == 0 {
@@ -343,7 +343,7 @@ func (r *recovery) pass1(st *State) error {
 
 // pass2 is XLOG_RECOVER_PASS2: replay each committed transaction.
 func (r *recovery) pass2(st *State) error {
-	_, err := r.l.Transactions(st.Head, st.Tail, func(t *Trans) error {
+	_, err := r.l.Transactions(st.Head, st.Tail, func(t *RecoveredTrans) error {
 		for _, it := range reorder(t) {
 			var err error
 			switch it.Type {
@@ -374,7 +374,7 @@ func (r *recovery) pass2(st *State) error {
 // initialise buffers) first, then the other items, then INODE_BUF buffers,
 // then cancels. Within the first two lists log order is kept; the kernel
 // prepends to the last two, so they run in reverse log order.
-func reorder(t *Trans) []*Item {
+func reorder(t *RecoveredTrans) []*Item {
 	var bufs, items, inodeBufs, cancels []*Item
 	for _, it := range t.Items {
 		if len(it.Regions) == 0 {
@@ -419,7 +419,7 @@ func (r *recovery) putCancelled(blkno int64, n int) {
 	}
 }
 
-func transCorrupt(t *Trans, it *Item, field string, found, want any, msg string) error {
+func transCorrupt(t *RecoveredTrans, it *Item, field string, found, want any, msg string) error {
 	return &ondisk.CorruptError{AG: ondisk.NoAG, Daddr: -1, Struct: it.Name(), Field: field, Found: found, Want: want,
 		Msg: fmt.Sprintf("%s (transaction %#x, lsn %v)", msg, t.Tid, t.LSN)}
 }

@@ -152,7 +152,7 @@ func be16(b []byte) uint16 {
 
 // decodeBufItem decodes and checks a buffer item's format region
 // (xfs_buf_log_check_iovec and the checks replay relies on).
-func decodeBufItem(t *Trans, it *Item) (*ondisk.BufLogFormat, error) {
+func decodeBufItem(t *RecoveredTrans, it *Item) (*ondisk.BufLogFormat, error) {
 	f, err := ondisk.DecodeBufLogFormat(it.Regions[0])
 	if err != nil {
 		return nil, fmt.Errorf("%w (transaction %#x, lsn %v)", err, t.Tid, t.LSN)
@@ -167,7 +167,7 @@ func decodeBufItem(t *Trans, it *Item) (*ondisk.BufLogFormat, error) {
 }
 
 // replayBuf is xlog_recover_buf_commit_pass2.
-func (r *recovery) replayBuf(t *Trans, it *Item) error {
+func (r *recovery) replayBuf(t *RecoveredTrans, it *Item) error {
 	f, err := decodeBufItem(t, it)
 	if err != nil {
 		return err
@@ -232,7 +232,7 @@ func (r *recovery) replayBuf(t *Trans, it *Item) error {
 // the block at its run of dirty chunks. A region shorter than its run
 // (a run split at a page boundary when it was logged) covers only its own
 // length; the next region continues the run.
-func doRegBuffer(t *Trans, it *Item, f *ondisk.BufLogFormat, b []byte) error {
+func doRegBuffer(t *RecoveredTrans, it *Item, f *ondisk.BufLogFormat, b []byte) error {
 	i := 1
 	bit, end := 0, int(min(f.MapSize, uint32(len(f.DataMap))))*32
 	for {
@@ -279,7 +279,7 @@ func nextBit(f *ondisk.BufLogFormat, bit, end int) int {
 // doInodeBuffer is xlog_recover_do_inode_buffer: from an INODE_BUF item
 // only the di_next_unlinked fields inside logged regions are replayed,
 // each inode's CRC recomputed after.
-func (r *recovery) doInodeBuffer(t *Trans, it *Item, f *ondisk.BufLogFormat, b []byte) error {
+func (r *recovery) doInodeBuffer(t *RecoveredTrans, it *Item, f *ondisk.BufLogFormat, b []byte) error {
 	isz := int(r.sb.InodeSize)
 	end := int(min(f.MapSize, uint32(len(f.DataMap)))) * 32
 	idx, bit, nbits := 0, 0, 0

@@ -14,7 +14,7 @@ import (
 )
 
 // replayIcreate is xlog_recover_icreate_commit_pass2.
-func (r *recovery) replayIcreate(t *Trans, it *Item) error {
+func (r *recovery) replayIcreate(t *RecoveredTrans, it *Item) error {
 	c, err := ondisk.DecodeIcreateLog(it.Regions[0])
 	if err != nil {
 		return fmt.Errorf("%w (transaction %#x, lsn %v)", err, t.Tid, t.LSN)

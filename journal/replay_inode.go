@@ -14,7 +14,7 @@ import (
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
-func decodeInodeItem(t *Trans, it *Item) (*ondisk.InodeLogFormat, error) {
+func decodeInodeItem(t *RecoveredTrans, it *Item) (*ondisk.InodeLogFormat, error) {
 	f, err := ondisk.DecodeInodeLogFormat(it.Regions[0])
 	if err != nil {
 		return nil, fmt.Errorf("%w (transaction %#x, lsn %v)", err, t.Tid, t.LSN)
@@ -26,7 +26,7 @@ func decodeInodeItem(t *Trans, it *Item) (*ondisk.InodeLogFormat, error) {
 }
 
 // replayInode is xlog_recover_inode_commit_pass2.
-func (r *recovery) replayInode(t *Trans, it *Item) error {
+func (r *recovery) replayInode(t *RecoveredTrans, it *Item) error {
 	in, err := decodeInodeItem(t, it)
 	if err != nil {
 		return err
