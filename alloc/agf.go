@@ -50,6 +50,20 @@ func ReadAG(tx Tx, g *ondisk.Geometry, agno uint32) (*AG, error) {
 	return ag, nil
 }
 
+// ReadAGF returns the decoded, verified AGF of AG agno, read through the
+// buffer cache outside any transaction (for reports and checks; changes
+// read it with ReadAG).
+func ReadAGF(c *cache.Cache, g *ondisk.Geometry, agno uint32) (*ondisk.AGF, error) {
+	d := g.AGFDaddr(agno)
+	b, err := c.Get(d, g.SectBBs(), ondisk.KindAGF, ondisk.VerifyCtx{G: g, AG: agno, Daddr: d})
+	if err != nil {
+		return nil, err
+	}
+	defer b.Release()
+	a, err := ondisk.DecodeAGF(b.Data)
+	return a, ondisk.SetLocation(err, agno, d)
+}
+
 // AGF decodes the AGF as it is now in the transaction.
 func (ag *AG) AGF() *ondisk.AGF {
 	a, _ := ondisk.DecodeAGF(ag.agf.Data) // a sector always holds an AGF

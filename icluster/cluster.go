@@ -89,12 +89,12 @@ func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, ag
 			// (the commit that dirtied it attached it): attach it once.
 			ip.MoveDirtyToLastFlushedLocked()
 			ip.UnlockFlags()
-			attached := !slices.Contains(bp.Items(), any(ip))
-			if attached {
+			attachNow := !slices.Contains(bp.Items(), any(ip))
+			if attachNow {
 				bp.Attach(ip)
 			}
 			undo = func() {
-				if attached {
+				if attachNow { // detach only what this free attached
 					bp.DetachItem(ip)
 				}
 				ip.LockFlags()

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/xfsfree/xfsfree/agi"
+	"github.com/xfsfree/xfsfree/alloc"
 	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/journal"
 	"github.com/xfsfree/xfsfree/ondisk"
@@ -110,7 +111,7 @@ func (fs *FS) SummaryCounters() (SBCounters, error) {
 		if err != nil {
 			return c, err
 		}
-		af, err := agi.ReadAGF(fs.Cache, g, agno)
+		af, err := alloc.ReadAGF(fs.Cache, g, agno)
 		if err != nil {
 			return c, err
 		}
