@@ -5,7 +5,7 @@ package cache
 //
 // Each Inode has three locks, taken in this order (after any buffer lock):
 //   - ILOCK (ILock/ITryLock/IUnlock, shared or exclusive): guards the
-//     inode's contents (Raw, Dinode, LogItem);
+//     inode's contents (Raw);
 //   - the flush lock (TryFlushLock/FlushUnlock): the IFlushing flag, set by
 //     whoever writes the inode to its cluster buffer, or by the cluster
 //     free when it attaches a dirty inode to a cancelled buffer; it is a
@@ -52,9 +52,7 @@ type Inode struct {
 	Agino uint32 // fixed for the life of the Inode
 
 	// Guarded by ILOCK.
-	Raw     []byte // the on-disk inode (inodesize bytes), as last read or flushed
-	Dinode  any    // the decoded inode (an *ondisk.Dinode once that exists)
-	LogItem any    // the journal's inode log item, if any
+	Raw []byte // the on-disk inode (inodesize bytes), as last read or flushed
 
 	ilock sync.RWMutex
 
@@ -114,13 +112,6 @@ func (ip *Inode) HasFlags(f uint32) bool {
 	return ip.flags&f != 0
 }
 
-// SetFlags sets f.
-func (ip *Inode) SetFlags(f uint32) {
-	ip.fmu.Lock()
-	ip.flags |= f
-	ip.fmu.Unlock()
-}
-
 // ClearFlags clears f.
 func (ip *Inode) ClearFlags(f uint32) {
 	ip.fmu.Lock()
@@ -128,8 +119,8 @@ func (ip *Inode) ClearFlags(f uint32) {
 	ip.fmu.Unlock()
 }
 
-// TestAndSetFlags sets f and reports whether any of f was already set.
-func (ip *Inode) TestAndSetFlags(f uint32) bool {
+// testAndSetFlags sets f and reports whether any of f was already set.
+func (ip *Inode) testAndSetFlags(f uint32) bool {
 	ip.fmu.Lock()
 	defer ip.fmu.Unlock()
 	return ip.TestAndSetFlagsLocked(f)
@@ -171,7 +162,7 @@ func (ip *Inode) IUnlock(m LockMode) {
 
 // TryFlushLock takes the flush lock (sets IFlushing) if it is free, and
 // reports whether it did. Hold the ILOCK.
-func (ip *Inode) TryFlushLock() bool { return !ip.TestAndSetFlags(IFlushing) }
+func (ip *Inode) TryFlushLock() bool { return !ip.testAndSetFlags(IFlushing) }
 
 // TryFlushLockLocked is TryFlushLock with the flags lock held.
 func (ip *Inode) TryFlushLockLocked() bool { return !ip.TestAndSetFlagsLocked(IFlushing) }

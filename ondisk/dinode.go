@@ -257,10 +257,6 @@ func SetDinodeNextUnlinked(b []byte, agino uint32) {
 // inode b: the first 4 bytes of its data fork (xfs_dinode_put_rdev).
 func PutDinodeRdev(b []byte, rdev uint32) { be.PutUint32(b[DinodeCoreSize:], rdev) }
 
-// SetNextUnlinked sets the in-memory di_next_unlinked; encode with
-// EncodeCRC.
-func (d *Dinode) SetNextUnlinked(agino uint32) { d.NextUnlinked = agino }
-
 // HasBigtime reports XFS_DIFLAG2_BIGTIME (xfs_dinode_has_bigtime).
 func (d *Dinode) HasBigtime() bool { return d.Version >= 3 && d.Flags2&Diflag2Bigtime != 0 }
 

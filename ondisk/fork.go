@@ -242,8 +242,8 @@ type DirSFHeader struct {
 	Parent  uint64
 }
 
-// DirSF decodes the shortform directory header of a LOCAL directory.
-func (d *Dinode) DirSF() (DirSFHeader, error) {
+// dirSF decodes the shortform directory header of a LOCAL directory.
+func (d *Dinode) dirSF() (DirSFHeader, error) {
 	b, err := d.LocalData(DataFork)
 	if err != nil {
 		return DirSFHeader{}, err
