@@ -3,7 +3,9 @@ package cache
 // The inode cache: in-core inodes per AG by agino, as the kernel's per-AG
 // inode radix trees (pag_ici_root).
 //
-// Each Inode has three locks, taken in this order (after any buffer lock):
+// Each Inode has three locks, taken in this order (the ILOCK waited for
+// only by a holder of no buffer lock, only tried under one: see the lock
+// order in device.go):
 //   - ILOCK (ILock/ITryLock/IUnlock, shared or exclusive): guards the
 //     inode's contents (Raw);
 //   - the flush lock (TryFlushLock/FlushUnlock): the IFlushing flag, set by
