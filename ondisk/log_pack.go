@@ -61,6 +61,26 @@ func LogPackData(hdrs, data []byte, cycle uint32) error {
 	return nil
 }
 
+// LogNextCycle is the cycle after c, skipping the record header magic,
+// which is never a cycle number.
+func LogNextCycle(c uint32) uint32 {
+	c++
+	if c == LogHeaderMagic {
+		c++
+	}
+	return c
+}
+
+// LogSplitRecord is xlog_split_iclog: the BBs of the packed record buf
+// from byte split on lie past the physical end of the log and are written
+// at its start, in the next cycle, so the cycle stamped in the first word
+// of each of them is advanced (LogNextCycle).
+func LogSplitRecord(buf []byte, split int) {
+	for i := split; i+4 <= len(buf); i += BBSize {
+		be.PutUint32(buf[i:], LogNextCycle(be.Uint32(buf[i:])))
+	}
+}
+
 // LogRecCksum computes a record's CRC (xlog_cksum) over the packed on-disk
 // bytes: the first recSize bytes of the header with h_crc taken as zero
 // (recSize is LogRecSize, or LogRecSizeOther for logs written on i386), the
