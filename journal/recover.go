@@ -5,10 +5,12 @@ package journal
 // table; pass 2 walks it again and replays every committed transaction in
 // log order, its items reordered as xlog_recover_reorder_trans does. The
 // item kinds replayed are buffers (replay_buf.go), inodes
-// (replay_inode.go) and inode creates (replay_icreate.go); a log holding
-// any other item (intents and their done items, dquots, quotaoff) is
-// refused before anything is written, because replaying it means running
-// the deferred work the kernel finishes at mount.
+// (replay_inode.go) and inode creates (replay_icreate.go); intents and
+// their done items are matched (replay_intents.go), and intents left
+// pending — deferred work the kernel finishes at mount — make recovery
+// refuse the log, naming them, before anything is written. A log holding
+// any other item (dquots, quotaoff, fork owner changes) is refused by pass
+// 1, before anything is written.
 //
 // Replay goes into an in-memory overlay of the device (the kernel's buffer
 // cache and delayed-write list); nothing reaches the device until the whole
