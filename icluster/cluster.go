@@ -1,6 +1,10 @@
-// Package icluster owns freeing inodes: the inode core reset and inode
-// btree updates of the kernel's xfs_ifree, and the stale-marking cluster
-// free of xfs_ifree_cluster that runs when a chunk becomes entirely free.
+// Package icluster owns freeing inodes: inspecting an orphan (what freeing
+// it releases, or why it is refused), truncating its forks (over several
+// transactions for a big one, as xfs_itruncate_extents), the inode core
+// reset, inode btree and AGI updates and unlinked-chain fix of the
+// kernel's xfs_ifree, releasing chunks that are entirely free, and the
+// stale-marking cluster free of xfs_ifree_cluster that runs when a chunk
+// becomes entirely free.
 package icluster
 
 import (
