@@ -11,9 +11,18 @@
 //
 // Every record change goes through the generic btree engine; this package
 // never edits a btree block itself. Every changed AGF field and AGFL slot
-// is logged by byte range in the caller's transaction.
+// is logged by name (ondisk.LogFields) in the caller's transaction.
 //
-// Not done (refused or not reached): busy extents (a deterministic offline
-// tool treats no extent as busy), reflinked (shared) extents, realtime
-// extents, per-AG reservations.
+// Busy extents (xfs_extent_busy_*) are not tracked: an allocation may take
+// any free block, one freed earlier in the same transaction or in one not
+// checkpointed yet included. What the kernel's busy list guards against is
+// kept out elsewhere: no block is written in place before the log records
+// of the transactions that freed and reused it are durable (package
+// journal), a block cancelled and reused in one transaction is revived by
+// its new owner (journal.Transaction.GetBuf), and the free engine commits
+// a transaction that released an inode chunk before anything else can
+// allocate the chunk's blocks (package xfs).
+//
+// Not done here: shared (reflinked) extents, which are package refcount's;
+// realtime extents; per-AG reservations.
 package alloc

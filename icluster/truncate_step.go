@@ -1,7 +1,6 @@
 package icluster
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -28,8 +27,6 @@ import (
 // inline (xfs_iformat_btree refuses a btree fork with fewer), and for
 // btrees deeper than root → node → leaf; the last transaction (Ifree)
 // frees the rest.
-
-const bmbtSibOff = 16 // offsetof(struct xfs_btree_block, bb_u.l.bb_rightsib)
 
 type stepBlock struct {
 	fsb uint64
@@ -59,7 +56,6 @@ func (a *AG) TruncateStep(tx FreeTx, v *Victim, maxExtents int) (freed int, bloc
 	if err != nil {
 		return 0, 0, 0, refuse(err)
 	}
-	setRaw(ip, raw)
 	if err := CheckFreeable(g, d); err != nil {
 		return 0, 0, 0, &RefusedError{Ino: v.Ino, Reason: err.Error()}
 	}
@@ -186,8 +182,8 @@ func (a *AG) TruncateStep(tx FreeTx, v *Victim, maxExtents int) (freed int, bloc
 		blocks += uint64(e.Len)
 	}
 	if leftLeaf.buf != nil {
-		binary.BigEndian.PutUint64(leftLeaf.buf.Data[bmbtSibOff:], ondisk.NullFsbno)
-		tx.LogRange(leftLeaf.buf, bmbtSibOff, bmbtSibOff+7)
+		ondisk.LongBlockRightSib.Set(leftLeaf.buf.Data, ondisk.NullFsbno)
+		ondisk.LogFields(tx, leftLeaf.buf, ondisk.LongBlockRightSib)
 	}
 	switch {
 	case root.Level == 1:
@@ -195,15 +191,14 @@ func (a *AG) TruncateStep(tx FreeTx, v *Victim, maxExtents int) (freed int, bloc
 		root.Numrecs, root.Keys, root.Ptrs = uint16(n), root.Keys[:n], root.Ptrs[:n]
 	case freeParent:
 		if leftNode.buf != nil {
-			binary.BigEndian.PutUint64(leftNode.buf.Data[bmbtSibOff:], ondisk.NullFsbno)
-			tx.LogRange(leftNode.buf, bmbtSibOff, bmbtSibOff+7)
+			ondisk.LongBlockRightSib.Set(leftNode.buf.Data, ondisk.NullFsbno)
+			ondisk.LogFields(tx, leftNode.buf, ondisk.LongBlockRightSib)
 		}
 		n := len(root.Ptrs) - 1
 		root.Numrecs, root.Keys, root.Ptrs = uint16(n), root.Keys[:n], root.Ptrs[:n]
 	default:
-		n := uint16(len(children) - len(leaves))
-		binary.BigEndian.PutUint16(parent.buf.Data[6:], n) // bb_numrecs
-		tx.LogRange(parent.buf, 6, 7)
+		ondisk.LongBlockNumRecs.Set(parent.buf.Data, uint64(len(children)-len(leaves)))
+		ondisk.LogFields(tx, parent.buf, ondisk.LongBlockNumRecs)
 	}
 	root.Encode(d.ForkBytes(ondisk.DataFork))
 	left = nextents - uint64(freed)
