@@ -40,6 +40,13 @@ type RecoverOptions struct {
 	// has begun recovery finishes (it is short, and a dirty log stays
 	// replayable until its unmount record).
 	Stop <-chan struct{}
+	// KeepPending, with intents pending after the replay, writes the
+	// replayed metadata but neither refuses nor closes the log: the
+	// report lists the intents (PendingIntents) and LeftDirty is set; the
+	// caller finishes them in a session that continues the log
+	// (ContinueWriter, Session.HoldTail at their oldest LSN) and closes
+	// it. Without it such a log is refused (PendingIntentsError).
+	KeepPending bool
 }
 
 // ErrInterrupted is returned by Recover when Stop was closed before it
@@ -87,6 +94,10 @@ type RecoverReport struct {
 	IntentsLogged    int `json:"intents_logged"`
 	IntentsCancelled int `json:"intents_cancelled"`
 	DoneUnmatched    int `json:"done_items_unmatched"`
+	// LeftDirty: the replay was written but the log left dirty, its
+	// pending intents to be finished by the caller (KeepPending).
+	LeftDirty bool `json:"left_dirty,omitempty"`
+
 	// PendingIntents lists, in log order, the intents no done item
 	// finished: the work the kernel's mount would finish after the replay.
 	// Recover refuses a log that has any (PendingIntentsError).
@@ -205,12 +216,16 @@ func Recover(dev WriteDev, g *ondisk.Geometry, lg Geometry, st *State, opts Reco
 	if err != nil {
 		return nil, err
 	}
+	pending := false
 	if err := r.checkIntents(rg); err != nil {
 		var pe *PendingIntentsError
-		if errors.As(err, &pe) {
+		if !errors.As(err, &pe) {
+			return nil, err
+		}
+		if !opts.KeepPending {
 			return rep, err
 		}
-		return nil, err
+		pending = true
 	}
 	if opts.DryRun {
 		rep.Written, rep.WrittenBytes = r.ov.stats()
@@ -233,6 +248,12 @@ func Recover(dev WriteDev, g *ondisk.Geometry, lg Geometry, st *State, opts Reco
 	}
 	if err := dev.Sync(); err != nil {
 		return rep, err
+	}
+	if pending {
+		// The intents are the caller's to finish, in a session that
+		// continues this log: it stays dirty until then.
+		rep.LeftDirty = true
+		return rep, nil
 	}
 	// Close the log at the head recovery stopped at, as the kernel's next
 	// unmount would: clear the blocks ahead of the head first (the kernel

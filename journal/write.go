@@ -73,6 +73,24 @@ func NewWriter(dev WriteDev, g Geometry, st *State) (*Writer, error) {
 	return w, nil
 }
 
+// ContinueWriter returns a writer that continues a dirty log after its
+// replay (st from FindTail, the replay written in place): its first record
+// goes at the head, after the blocks ahead of it are cleared as NewWriter
+// does. The caller keeps the tail where the log still needs it
+// (Session.HoldTail).
+func ContinueWriter(dev WriteDev, g Geometry, st *State) (*Writer, error) {
+	prev := st.LastRecord
+	if prev < 0 {
+		prev = 0
+	}
+	w, err := NewWriterAt(dev, g, st.Head, st.HeadCycle, prev)
+	if err != nil {
+		return nil, err
+	}
+	w.clearTail, w.needClear = st.TailLSN, true
+	return w, nil
+}
+
 // NewWriterAt returns a writer whose next record goes at log block head
 // with the given cycle, the previous record being at prevBlock (for
 // recovery, which writes its unmount record at the head it replayed to).
