@@ -211,20 +211,6 @@ func (s *Session) Dirty() int {
 	return len(s.items)
 }
 
-// Used is the log space between the tail and the head, in BBs.
-func (s *Session) Used() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.g.BBs - s.freeRawLocked()
-}
-
-// Space is the log space free for records now, in bytes.
-func (s *Session) Space() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.freeLocked() * ondisk.BBSize
-}
-
 // MaxTransBytes is how many bytes a transaction can log now (compare with
 // Transaction.Size): what a checkpoint of it alone may take.
 func (s *Session) MaxTransBytes() int64 {
