@@ -6,7 +6,9 @@
 // merges on both sides (xfs_free_ag_extent), taking one free block near a
 // target (a simplified xfs_alloc_vextent_near_bno), the reverse-mapping
 // records of what it frees and allocates (xfs_rmap_unmap, xfs_rmap_map),
-// and the btree.Blocks sources of new btree blocks: the AGFL for the bnobt,
+// rmap removals on their own as rmap intents make them (the shared
+// variant for reflinked files' data extents, xfs_rmap_unmap_shared,
+// included), and the btree.Blocks sources of new btree blocks: the AGFL for the bnobt,
 // cntbt and rmapbt, free space for the inobt and finobt.
 //
 // Every record change goes through the generic btree engine; this package
@@ -14,6 +16,7 @@
 // is logged by byte range in the caller's transaction.
 //
 // Not done (refused or not reached): busy extents (a deterministic offline
-// tool treats no extent as busy), reflinked (shared) extents, realtime
-// extents, per-AG reservations.
+// tool treats no extent as busy), mapping shared extents
+// (xfs_rmap_map_shared, xfs_rmap_convert_shared), realtime extents, per-AG
+// reservations.
 package alloc

@@ -731,7 +731,7 @@ func (w *freeWorker) runItems(items []item, retry bool) {
 		if stopped(w.o.Stop) {
 			break
 		}
-		if it.v != nil && len(it.v.Extents) > w.stepExtents() {
+		if it.v != nil && it.v.NeedsSteps(w.stepExtents()) {
 			// Too big for one transaction: truncate it in steps of its
 			// own first (the batch so far is committed before).
 			flush()
