@@ -17,7 +17,12 @@ import (
 // goes on truncating.
 //
 // The data fork of a regular file goes first, then the attr fork (of any
-// file: xfs_attr_inactive truncates it the same way). In a btree fork the
+// file) in one step of its own, whatever its size: the kernel's
+// xfs_attr_inactive walks the attr btree (xfs_attr3_root_inactive) before
+// it truncates the fork, so an attr fork left cut short by a crash would
+// be an orphan the kernel cannot finish — xfs_itruncate_extents' own
+// rolls leave that hazard, which freeing the fork at once avoids. In a
+// btree fork the
 // tail is cut as xfs_btree_delete would leave it (bmbt_tail.go), at any
 // depth; when what is left fits in the inode the fork becomes an extents
 // fork and every bmbt block is freed (xfs_bmap_btree_to_extents: a btree
@@ -51,7 +56,7 @@ func stepBudget(tail []ondisk.BmbtIrec, max int, shared bool) (k int, trim uint3
 
 // TruncateStep does one such transaction for v (from Inspect) in tx,
 // unmapping at most maxExtents extents (and at most maxExtents blocks of a
-// reflinked file's data). It returns the extents it unmapped (one cut
+// reflinked file's data), or the whole attr fork. It returns the extents it unmapped (one cut
 // short counts), the blocks it took from the inode (data, attr and bmbt),
 // and the work left, in the same units as maxExtents (the extents of both
 // forks, or, for a reflinked file, its blocks if more: Victim.NeedsSteps
@@ -91,6 +96,14 @@ func (a *AG) TruncateStep(tx FreeTx, v *Victim, maxExtents int) (freed int, bloc
 	}
 	if fork < 0 {
 		return 0, 0, workLeft(d), nil
+	}
+	if fork == ondisk.AttrFork {
+		// The whole attr fork at once: the kernel's inactivation walks
+		// the attr btree before it truncates the fork
+		// (xfs_attr3_root_inactive), so an attr fork cut part of the way
+		// is an orphan the kernel cannot finish (it stays on its
+		// unlinked list).
+		maxExtents = int(min(d.Nextents(fork), uint64(1<<31-2)))
 	}
 	st, err := a.planStep(tx, d, v.Ino, fork, maxExtents)
 	if err != nil {
