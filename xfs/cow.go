@@ -16,6 +16,7 @@ package xfs
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/xfsfree/xfsfree/alloc"
 	"github.com/xfsfree/xfsfree/cache"
@@ -78,7 +79,11 @@ type CowRecordError struct {
 }
 
 func (e *CowRecordError) Error() string {
-	return fmt.Sprintf("refusing to free CoW leftovers: AG %d: %v; nothing was written: repair the filesystem first (xfs_repair)", e.AG, e.Err)
+	msg := e.Err.Error()
+	if ag := fmt.Sprintf("AG %d", e.AG); !strings.Contains(msg, ag) {
+		msg = ag + ": " + msg
+	}
+	return "refusing to free CoW leftovers: " + msg + "; nothing was written: repair the filesystem first (xfs_repair)"
 }
 
 func (e *CowRecordError) Unwrap() error { return e.Err }
