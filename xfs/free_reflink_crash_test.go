@@ -6,7 +6,8 @@ package xfs
 // gone, and a reflinked 150-extent btree fork truncated in steps of 40
 // (its last extents cut short to 40 blocks) — recovered by xfsfree, its
 // CoW leftovers freed, then free --orphans, 2 orphans a transaction,
-// crashed after every device write and torn at every write, then
+// a checkpoint after every inode freed, crashed after every device write
+// and torn at every write, then
 //
 //	(a) xfsfree recover: the SpaceState (every btree record, the AGF and
 //	    AGI counters, the unlinked buckets) is S_j, the state after the
@@ -74,7 +75,8 @@ func commitOps(b []byte) int {
 }
 
 // commitTrace runs Free(o) on img with one AG worker, crashing after
-// `after` writes (-1: never) or tearing write `tear` (0: never), and
+// `after` writes (-1: never) or tearing write `tear` (0: never),
+// checkpointing after every inode freed, and
 // returns the report, the number of writes that reached the
 // device whole, and commits[k-1]: the write holding the commit record of
 // transaction k (every transaction of the run: truncation steps, frees,
@@ -103,6 +105,10 @@ func commitTrace(t *testing.T, img string, o FreeOptions, after, tear int) (rep 
 		}
 		return ok, err
 	})
+	// A checkpoint after every freed inode (as the background writeback
+	// would, but at fixed points): blocks are written in place between
+	// the transactions, some before later ones change them again.
+	o.Progress = func(done, total int) { fs.Checkpoint() }
 	rep, err = fs.Free(o)
 	return rep, writes, commits, err
 }
