@@ -4,7 +4,7 @@ package xfs
 // KiB blocks, a reflinked file written one block in two, 40000 times (on
 // 4 KiB pages the holes become unwritten extents: about 80000 extents, a
 // data fork btree of four levels, the in-inode root at level 3) whose copy
-// stays,
+// stays, a file whose bmbt leaves hole punching left half full,
 // and a file whose attr fork is a btree (hundreds of remote xattr values,
 // their blocks interleaved with another file's) — freed whole (steps of
 // the default 16384) and in steps of 100 extents, with and without rmapbt:
@@ -29,9 +29,10 @@ import (
 
 // deepSnapshot makes the snapshot: deep* (40000 written extents, every
 // other 1 KiB block), deepc (its reflinked copy, live), xat* (400 xattrs
-// of 3000 bytes, each value's blocks followed by a block of spacer), and
-// spacer (live).
-func deepSnapshot(t *testing.T, opts ...string) (set *reflinkSet, deepIno, xatIno uint64) {
+// of 3000 bytes, each value's blocks followed by a block of spacer),
+// spacer (live), and holey* (8000 extents left of 24000 by hole punching:
+// half-full bmbt leaves).
+func deepSnapshot(t *testing.T, opts ...string) (set *reflinkSet, deepIno, xatIno, holeyIno uint64) {
 	t.Helper()
 	testimg.Need(t, "cp", "xfs_freeze", "loop", "mkfs.xfs", "xfs_db", "xfs_repair")
 	set = &reflinkSet{live: map[string]string{}, orphans: map[string]uint64{}}
@@ -70,7 +71,27 @@ func deepSnapshot(t *testing.T, opts ...string) (set *reflinkSet, deepIno, xatIn
 		x.Sync()
 		spacer.Sync()
 		spacer.Close()
-		for n, ino := range map[string]*uint64{"deep": &deepIno, "xat": &xatIno} {
+		// holey: 24000 one-block extents, then two of every three punched
+		// out, which leaves the kernel's bmbt leaves about half full (its
+		// deletions rebalance them) where appends left them full.
+		h, err := os.Create(p("holey"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 24000; i++ {
+			if err := unix.Fallocate(int(h.Fd()), 0, int64(2*i)*bs, bs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < 24000; i++ {
+			if i%3 != 0 {
+				if err := unix.Fallocate(int(h.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(2*i)*bs, bs); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		h.Sync()
+		for n, ino := range map[string]*uint64{"deep": &deepIno, "xat": &xatIno, "holey": &holeyIno} {
 			var st unix.Stat_t
 			if err := unix.Stat(p(n), &st); err != nil {
 				t.Fatal(err)
@@ -79,16 +100,18 @@ func deepSnapshot(t *testing.T, opts ...string) (set *reflinkSet, deepIno, xatIn
 			set.orphans[n] = st.Ino
 		}
 		set.live["deepc"] = md5File(t, p("deepc"))
-		held := []*os.File{x, testimg.HoldUnlinked(t, p("deep"))}
-		if err := os.Remove(p("xat")); err != nil {
-			t.Fatal(err)
+		held := []*os.File{x, h, testimg.HoldUnlinked(t, p("deep"))}
+		for _, n := range []string{"xat", "holey"} {
+			if err := os.Remove(p(n)); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := f2sync(mnt); err != nil {
 			t.Fatal(err)
 		}
 		return held
 	})
-	return set, deepIno, xatIno
+	return set, deepIno, xatIno, holeyIno
 }
 
 // countWrites runs Free(o) on a copy of img and returns its device
@@ -121,7 +144,11 @@ func TestFreeDeepOrphans(t *testing.T) {
 			if testing.Short() && v.name != "default" {
 				t.Skip("-short: the default geometry only")
 			}
-			set, deep, xat := deepSnapshot(t, v.mkfs...)
+			set, deep, xat, holey := deepSnapshot(t, v.mkfs...)
+			hf := testimg.ParseFields(testimg.DB(t, set.snap, fmt.Sprintf("inode %d", holey), "p core.format core.nextents u3.bmbt.level"))
+			if hf["core.format"] != "3 (btree)" || hf["core.nextents"] != "8000" {
+				t.Fatalf("holey is not a btree fork of 8000 extents: %v", hf)
+			}
 			d := testimg.ParseFields(testimg.DB(t, set.snap, fmt.Sprintf("inode %d", deep), "p core.format core.nextents u3.bmbt.level v3.flags2"))
 			if n, _ := strconv.Atoi(d["core.nextents"]); d["core.format"] != "3 (btree)" || d["u3.bmbt.level"] != "3" || n < 40000 {
 				t.Fatalf("deep is not a 4-level btree fork of 40000 extents or more: %v", d)
@@ -155,7 +182,7 @@ func TestFreeDeepOrphans(t *testing.T) {
 					}
 					rep, err := fs.Free(tc.o)
 					fs.Close()
-					if err != nil || rep.Failed() || rep.InodesFreed != 2 {
+					if err != nil || rep.Failed() || rep.InodesFreed != 3 {
 						t.Fatalf("Free: %v; freed %d; refused %v, errors %v", err, rep.InodesFreed, rep.Refused, rep.Errors)
 					}
 					if rep.TruncateSteps < 2 {
