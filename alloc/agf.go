@@ -70,6 +70,10 @@ type AG struct {
 	G    *ondisk.Geometry
 	Agno uint32
 
+	// Busy, if set, records the extents FreeExtent frees as busy and
+	// keeps allocations from free space off busy extents while it can.
+	Busy BusyTracker
+
 	agf *cache.Buf
 	// deferred holds AGFL blocks taken off the list by a shrink, to be
 	// freed into free space when the operation ends (the kernel's

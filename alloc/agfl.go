@@ -150,16 +150,25 @@ func (ag *AG) FixFreelist(tx Tx, freeing bool) error {
 			return ErrNoSpace
 		}
 		n := min(flen, want)
-		if err := ag.takeFree(tx, fbno, flen, fbno, n); err != nil {
+		start := fbno
+		if ag.Busy != nil {
+			// Off busy extents if the extent allows it.
+			if s, ok := ag.place(extent{fbno, flen}, n, fbno); ok {
+				start = s
+			} else {
+				ag.Busy.Reuse()
+			}
+		}
+		if err := ag.takeFree(tx, fbno, flen, start, n); err != nil {
 			return err
 		}
-		if err := ag.rmapMap(tx, fbno, n, OwnerAG); err != nil {
+		if err := ag.rmapMap(tx, start, n, OwnerAG); err != nil {
 			return err
 		}
 		if err := ag.updateFreeBlks(tx, -int64(n)); err != nil {
 			return err
 		}
-		for b := fbno; b < fbno+n; b++ {
+		for b := start; b < start+n; b++ {
 			if err := ag.PutFreelist(tx, b, false); err != nil {
 				return err
 			}

@@ -45,13 +45,33 @@ func AllocNear(tx Tx, ag *AG, near, n uint32, o Owner) (uint32, error) {
 }
 
 // nearCandidate finds the free extent f and the start bno of the n blocks
-// AllocNear takes from it.
+// AllocNear takes from it: off busy extents if any place allows, else
+// anywhere (counted as a reuse of busy space).
 func (ag *AG) nearCandidate(tx Tx, near, n uint32) (f extent, bno uint32, err error) {
+	if ag.Busy != nil {
+		f, bno, err := ag.nearSearch(tx, near, n, true)
+		if err != ErrNoSpace {
+			return f, bno, err
+		}
+		ag.Busy.Reuse()
+	}
+	return ag.nearSearch(tx, near, n, false)
+}
+
+// nearSearch looks for the n blocks nearest near, on both sides, through
+// the bnobt; with avoidBusy, only places clear of busy extents count.
+func (ag *AG) nearSearch(tx Tx, near, n uint32, avoidBusy bool) (f extent, bno uint32, err error) {
 	t := ag.tree(ondisk.AGFBno)
+	place := func(e extent) (uint32, bool) {
+		if avoidBusy {
+			return ag.place(e, n, near)
+		}
+		return clampNear(e.bno, e.n, n, near), e.n >= n
+	}
 	// Left: the last free extent starting at or before near, walking left
-	// until one is long enough.
+	// until one holds the blocks.
 	var left, right *extent
-	var lbno uint32
+	var lbno, rbno uint32
 	key := near
 	for {
 		c, ok, err := t.Lookup(tx, allocRec(key, 0), lookLE)
@@ -65,12 +85,11 @@ func (ag *AG) nearCandidate(tx Tx, near, n uint32) (f extent, bno uint32, err er
 		if err != nil {
 			return f, 0, err
 		}
-		if e.n >= n {
-			left = &e
-			if uint64(near)+uint64(n) <= e.end() {
+		if s, ok := place(e); ok {
+			if s == near {
 				return e, near, nil // near itself is free
 			}
-			lbno = uint32(e.end() - uint64(n))
+			left, lbno = &e, s
 			break
 		}
 		if e.bno == 0 {
@@ -78,8 +97,7 @@ func (ag *AG) nearCandidate(tx Tx, near, n uint32) (f extent, bno uint32, err er
 		}
 		key = e.bno - 1
 	}
-	// Right: the first free extent starting after near that is long
-	// enough.
+	// Right: the first free extent starting after near that holds them.
 	key = near + 1
 	for key != 0 && key < ag.blockCount() {
 		c, ok, err := t.Lookup(tx, allocRec(key, 0), lookGE)
@@ -93,17 +111,17 @@ func (ag *AG) nearCandidate(tx Tx, near, n uint32) (f extent, bno uint32, err er
 		if err != nil {
 			return f, 0, err
 		}
-		if e.n >= n {
-			right = &e
+		if s, ok := place(e); ok {
+			right, rbno = &e, s
 			break
 		}
 		key = e.bno + 1
 	}
 	switch {
-	case left != nil && (right == nil || near-lbno <= right.bno-near):
+	case left != nil && (right == nil || dist(near, lbno) <= dist(rbno, near)):
 		return *left, lbno, nil
 	case right != nil:
-		return *right, right.bno, nil
+		return *right, rbno, nil
 	}
 	return f, 0, ErrNoSpace
 }

@@ -117,7 +117,19 @@ func FreeExtent(tx Tx, ag *AG, agbno, n uint32, o Owner) error {
 	if err := ag.freeAGExtent(tx, agbno, n, o); err != nil {
 		return err
 	}
+	if ag.Busy != nil {
+		ag.Busy.Add(ag.Agno, agbno, n)
+	}
 	return ag.finishDeferred(tx)
+}
+
+// place is where n blocks of the free extent e go for near, keeping off
+// busy extents when it can (ok false: only busy space there).
+func (ag *AG) place(e extent, n, near uint32) (uint32, bool) {
+	if ag.Busy == nil {
+		return clampNear(e.bno, e.n, n, near), e.n >= n
+	}
+	return ag.Busy.Place(ag.Agno, e.bno, e.n, n, near)
 }
 
 // freeAGExtent is xfs_free_ag_extent.

@@ -83,7 +83,7 @@ type Buf struct {
 
 // CacheOptions configures a buffer cache.
 type CacheOptions struct {
-	// MaxBytes bounds the memory of unpinned buffers (default 256 MiB).
+	// MaxBytes bounds the memory of unpinned buffers (default 128 MiB).
 	MaxBytes int64
 	// ReadAheadWorkers is the number of concurrent read-ahead reads
 	// (default 8).
@@ -108,6 +108,7 @@ type CacheStats struct {
 	Writes     int64 // buffers written by WriteBack / WriteBackList
 	Buffers    int   // buffers in the cache now
 	Bytes      int64 // their memory
+	PeakBytes  int64 // the most memory the cache's buffers took at once
 	Dirty      int   // dirty buffers now
 }
 
@@ -124,6 +125,8 @@ type Cache struct {
 
 	raSem chan struct{}
 	raWG  sync.WaitGroup
+	slabs slabs
+	peak  int64 // the most bytes of buffers indexed at once (under mu)
 
 	hits, misses, reads, readaheads, evictions, writes atomic.Int64
 }
@@ -131,7 +134,7 @@ type Cache struct {
 // NewCache makes a buffer cache over dev.
 func NewCache(dev *Device, opts CacheOptions) *Cache {
 	if opts.MaxBytes <= 0 {
-		opts.MaxBytes = 256 << 20
+		opts.MaxBytes = 128 << 20
 	}
 	if opts.ReadAheadWorkers <= 0 {
 		opts.ReadAheadWorkers = 8
@@ -151,12 +154,12 @@ func (c *Cache) Device() *Device { return c.dev }
 // Stats returns the cache's counters.
 func (c *Cache) Stats() CacheStats {
 	c.mu.Lock()
-	n, bytes, dirty := len(c.m), c.bytes, len(c.dirty)
+	n, bytes, peak, dirty := len(c.m), c.bytes, c.peak, len(c.dirty)
 	c.mu.Unlock()
 	return CacheStats{
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Reads: c.reads.Load(),
 		ReadAheads: c.readaheads.Load(), Evictions: c.evictions.Load(), Writes: c.writes.Load(),
-		Buffers: n, Bytes: bytes, Dirty: dirty,
+		Buffers: n, Bytes: bytes, PeakBytes: peak, Dirty: dirty,
 	}
 }
 
@@ -204,7 +207,28 @@ func (c *Cache) evictFor(extra int64) {
 		}
 		c.unindex(b)
 		c.evictions.Add(1)
+		// Unreferenced, clean, without items: nobody uses its memory.
+		if !c.dev.buffered {
+			c.slabs.put(b.Data)
+			b.Data = nil
+		}
 	}
+}
+
+// alloc returns memory for a buffer of n bytes: from the slabs (aligned
+// for O_DIRECT), or plain when the device is buffered.
+func (c *Cache) alloc(n int) []byte {
+	if c.dev.buffered {
+		return make([]byte, n)
+	}
+	return c.slabs.get(n)
+}
+
+// addBytes counts n more bytes of indexed buffers (under c.mu), and the
+// peak.
+func (c *Cache) addBytes(n int64) {
+	c.bytes += n
+	c.peak = max(c.peak, c.bytes)
 }
 
 // put drops one reference (under c.mu): at zero a stale item-free or
@@ -241,9 +265,9 @@ func (c *Cache) lookup(daddr int64, nBB int) (*Buf, bool) {
 		c.lruRemove(b)
 		return b, true
 	}
-	b := &Buf{Daddr: daddr, Len: nBB, Data: c.dev.allocIO(nBB * BBSize), c: c, ref: 1, indexed: true}
+	b := &Buf{Daddr: daddr, Len: nBB, Data: c.alloc(nBB * BBSize), c: c, ref: 1, indexed: true}
 	c.m[k] = b
-	c.bytes += int64(len(b.Data))
+	c.addBytes(int64(len(b.Data)))
 	c.evictLocked()
 	return b, false
 }
@@ -621,10 +645,10 @@ func (c *Cache) ReadAhead(exts []Extent) {
 		if c.evictFor(n); c.bytes+n > c.opts.MaxBytes {
 			break
 		}
-		b := &Buf{Daddr: e.Daddr, Len: e.Len, Data: c.dev.allocIO(int(n)), c: c, ref: 1, indexed: true}
+		b := &Buf{Daddr: e.Daddr, Len: e.Len, Data: c.alloc(int(n)), c: c, ref: 1, indexed: true}
 		b.lock.Lock() // new: never blocks
 		c.m[k] = b
-		c.bytes += n
+		c.addBytes(n)
 		bufs = append(bufs, b)
 	}
 	c.mu.Unlock()

@@ -16,7 +16,7 @@ func FuzzOps(f *testing.F) {
 		f.Add(append([]byte(nil), r.Data...), uint16(r.Header.NumLogOps), []byte(nil), uint16(0))
 		return nil
 	})
-	all := transOps(7, bufItem(1))
+	all := transOps(7, synthBufItem(1))
 	var a, b []byte
 	for i, o := range all {
 		if i < 3 {

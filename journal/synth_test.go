@@ -37,8 +37,8 @@ func op(tid uint32, flags uint8, client uint8, payload []byte) []byte {
 	return b
 }
 
-// bufItem returns the regions of a one-block buffer item logging 128 bytes.
-func bufItem(blkno int64) [][]byte {
+// synthBufItem returns the regions of a one-block buffer item logging 128 bytes.
+func synthBufItem(blkno int64) [][]byte {
 	f := &ondisk.BufLogFormat{Type: ondisk.LIBuf, Size: 2, Len: 1, Blkno: blkno, MapSize: 1}
 	f.MarkDirty(0, 127)
 	b := make([]byte, f.EncodedSize())
@@ -112,9 +112,9 @@ func synthLog() (memDev, int64) {
 	log := make([]byte, 1024*512)
 	blk := putRecord(log, 0, 1, ondisk.MakeLSN(1, 0), unmountOps())
 	tail := ondisk.MakeLSN(1, uint32(blk))
-	blk = putRecord(log, blk, 1, tail, transOps(0x100, bufItem(10), bufItem(20)))
-	blk = putRecord(log, blk, 1, tail, transOps(0x200, bufItem(30)))
-	ops := transOps(0x300, bufItem(40), bufItem(50))
+	blk = putRecord(log, blk, 1, tail, transOps(0x100, synthBufItem(10), synthBufItem(20)))
+	blk = putRecord(log, blk, 1, tail, transOps(0x200, synthBufItem(30)))
+	ops := transOps(0x300, synthBufItem(40), synthBufItem(50))
 	// Split the last data region: its first 64 bytes with CONTINUE here,
 	// the rest with WAS_CONT|END in the next record.
 	last := ops[len(ops)-2][ondisk.LogOpHeaderSize:]
@@ -143,7 +143,7 @@ func TestSynthLog(t *testing.T) {
 	if len(got) != 3 || got[0].Tid != 0x100 || len(got[0].Items) != 2 || got[2].Tid != 0x300 || len(got[2].Items) != 2 {
 		t.Fatalf("transactions %+v", got)
 	}
-	want := bufItem(50)[1]
+	want := synthBufItem(50)[1]
 	if r := got[2].Items[1].Regions[1]; string(r) != string(want) {
 		t.Errorf("continued region not reassembled: % x", r[:8])
 	}
@@ -194,7 +194,7 @@ func TestSynthWrap(t *testing.T) {
 	blk := int64(0)
 	tail := ondisk.MakeLSN(1, 0)
 	for blk < bbs-4 {
-		nb := putRecord(log, blk, 1, tail, transOps(uint32(blk)+1, bufItem(blk)))
+		nb := putRecord(log, blk, 1, tail, transOps(uint32(blk)+1, synthBufItem(blk)))
 		if nb < blk {
 			break
 		}
@@ -203,11 +203,11 @@ func TestSynthWrap(t *testing.T) {
 	tail = ondisk.MakeLSN(1, uint32(blk))
 	start := blk
 	// Two records wrapping: the first crosses the end.
-	blk = putRecord(log, blk, 1, tail, transOps(0xa, bufItem(1), bufItem(2), bufItem(3), bufItem(4), bufItem(5), bufItem(6), bufItem(7), bufItem(8), bufItem(9), bufItem(11), bufItem(12), bufItem(13)))
+	blk = putRecord(log, blk, 1, tail, transOps(0xa, synthBufItem(1), synthBufItem(2), synthBufItem(3), synthBufItem(4), synthBufItem(5), synthBufItem(6), synthBufItem(7), synthBufItem(8), synthBufItem(9), synthBufItem(11), synthBufItem(12), synthBufItem(13)))
 	if blk >= start {
 		t.Fatalf("record at %d did not wrap (next %d)", start, blk)
 	}
-	blk = putRecord(log, blk, 2, tail, transOps(0xb, bufItem(5)))
+	blk = putRecord(log, blk, 2, tail, transOps(0xb, synthBufItem(5)))
 	l := New(memDev(log), synthGeometry(bbs))
 	st, err := l.FindTail()
 	if err != nil {

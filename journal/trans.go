@@ -1,140 +1,30 @@
 package journal
 
-// Transactions: buffers joined from the buffer cache, byte ranges logged,
-// buffers cancelled, and a commit that writes the transaction to the log in
-// the kernel's checkpoint format (xlog_cil_push_work, xlog_write,
-// xfs_buf_item_format) and makes it durable before any of its buffers can
-// be written in place.
-//
-// Locks: a transaction holds the lock of every buffer it joined until it
-// commits or cancels. Session.mu (one commit at a time, the writer, the
-// list of uncheckpointed commits) is taken after buffer locks and never
-// held while waiting for one.
+// Transactions: buffers joined from the buffer cache and locked until the
+// transaction ends, byte ranges and inodes logged, buffers cancelled,
+// opaque log items (intent and done items) added, and a commit that puts
+// all of it into the open checkpoint (cil.go) — no I/O — after running the
+// write verifiers on what it logs.
 
 import (
-	"cmp"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
-	"sync"
 
 	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
-// Errors of transactions.
-var (
-	// ErrTransTooBig refuses a commit that would take more than half of
-	// the free log space. Nothing was written; the transaction is still
-	// open: cancel it, or checkpoint and retry with a smaller batch.
-	ErrTransTooBig = errors.New("journal: transaction exceeds half the free log space")
-	// ErrShutdown is returned after a log write failed: what is on disk
-	// is only what the log holds, and recovery must replay it.
-	ErrShutdown = errors.New("journal: a log write failed earlier; the log must be recovered")
-	// ErrTransDone is returned when a committed or cancelled transaction
-	// is used again.
-	ErrTransDone = errors.New("journal: transaction already committed or cancelled")
-)
-
-// Session is a writing session on a clean log: the record writer, the
-// buffer cache whose buffers transactions join, and the commits not yet
-// checkpointed (which hold the tail). Safe for concurrent use; each
-// transaction is used by one goroutine.
-type Session struct {
-	c  *cache.Cache
-	fg *ondisk.Geometry
-
-	mu       sync.Mutex
-	w        *Writer
-	pending  []ondisk.LSN // start LSN of every commit not yet checkpointed, in order
-	commits  uint64       // commits so far
-	shutdown error
-
-	ckmu sync.Mutex // one checkpoint at a time
-
-	// CheckpointAt is the log space in BBs, from tail to head, past which
-	// Commit checkpoints by itself after it has released its buffers
-	// (0: never). NewSession sets a quarter of the log. A commit hook
-	// (SetCommitHook) replaces this.
-	CheckpointAt int64
-
-	hook func(usedBBs int64, commits uint64) // under mu
-}
-
-// SetCommitHook makes every commit call fn (outside every lock, after the
-// transaction released its buffers and inodes) with the log space in use
-// and the number of commits so far, instead of checkpointing by itself at
-// CheckpointAt: a background writeback wakes on it. nil restores the
-// inline checkpoint.
-func (s *Session) SetCommitHook(fn func(usedBBs int64, commits uint64)) {
-	s.mu.Lock()
-	s.hook = fn
-	s.mu.Unlock()
-}
-
-// NewSession starts writing transactions through w, joining buffers of c.
-// fg gives the inode size (LogInode).
-func NewSession(w *Writer, c *cache.Cache, fg *ondisk.Geometry) *Session {
-	return &Session{c: c, fg: fg, w: w, CheckpointAt: w.g.BBs / 4}
-}
-
-// Writer returns the session's record writer (for the unmount record).
-// Do not write through it while transactions commit.
-func (s *Session) Writer() *Writer { return s.w }
-
-// tailLocked is the tail the next record carries: the first commit not
-// yet checkpointed, or the next record itself.
-func (s *Session) tailLocked() ondisk.LSN {
-	if len(s.pending) > 0 {
-		return s.pending[0]
-	}
-	return s.w.HeadLSN()
-}
-
-// Space is the log space free for records now, in bytes: from the head to
-// the tail.
-func (s *Session) Space() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Free(s.tailLocked()) * ondisk.BBSize
-}
-
-// Used is the log space between the tail and the head, in BBs.
-func (s *Session) Used() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.g.BBs - s.w.Free(s.tailLocked())
-}
-
-// MaxTransBytes is how many bytes a transaction can log now (Trans.Size):
-// half the free log space, less record headers and padding.
-func (s *Session) MaxTransBytes() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.maxTransBytesLocked()
-}
-
-func (s *Session) maxTransBytesLocked() int64 {
-	limit := s.w.Free(s.tailLocked()) / 2
-	per := s.w.RecordBBs(s.w.maxData)
-	return limit / per * int64(s.w.maxData-ondisk.LogOpHeaderSize)
-}
-
-// Begin starts a transaction.
-func (s *Session) Begin() *Transaction {
-	return &Transaction{s: s, bufs: map[int64]*tbuf{}}
-}
-
-// Transaction is one transaction (the recovered kind is Trans, in ops.go). It is used by one goroutine.
+// Transaction is one transaction being written (a transaction read back
+// from the log is a Trans, in ops.go). It is used by one goroutine.
 type Transaction struct {
 	s        *Session
 	bufs     map[int64]*tbuf // by daddr
 	inodes   []*tinode       // joined with IJoin, in join order
+	others   [][]byte        // opaque log items (LogItem), in order
 	onCommit []func()
 	onCancel []func()
 	done     bool
-	size     int64 // Σ tbuf.size: the items' op headers and regions
+	size     int64 // Σ tbuf.size + opaque items: op headers and regions
 }
 
 // tinode is an inode joined to a transaction (the kernel's
@@ -344,11 +234,23 @@ func (t *Transaction) LogInodeCore(b *cache.Buf, off int, ip *cache.Inode, field
 	ti.b, ti.off, ti.fields = b, off, ti.fields|fields
 }
 
-// OnCommit adds fn to the functions a successful commit calls once the
-// transaction is durable in the log, before it releases the transaction's
-// buffers and inodes (nothing else can have changed or written them since
-// the commit): fn must not take buffer or inode locks.
+// OnCommit adds fn to the functions called once the transaction is
+// durable in the log (its checkpoint pushed and synced), outside every
+// lock: fn must not take buffer or inode locks. A transaction that logs
+// nothing calls them at its commit.
 func (t *Transaction) OnCommit(fn func()) { t.onCommit = append(t.onCommit, fn) }
+
+// LogItem adds an opaque log item of one region (an intent or a done
+// item, encoded by package ondisk: its type in its first two bytes) to
+// the transaction; it is logged in the checkpoint, after the buffers.
+func (t *Transaction) LogItem(region []byte) {
+	if t.done {
+		panic("journal: transaction already committed or cancelled")
+	}
+	r := append([]byte(nil), region...)
+	t.others = append(t.others, r)
+	t.size += int64(ondisk.LogOpHeaderSize + len(r))
+}
 
 // OnCancel adds fn to the functions Cancel calls, in reverse order, before
 // it restores and releases the transaction's buffers and inodes: undo of
@@ -369,8 +271,9 @@ func (t *Transaction) Binval(b *cache.Buf) {
 	t.resize(tb)
 }
 
-// Size is the number of bytes the transaction logs so far: its op headers
-// and regions (compare with Session.MaxTransBytes).
+// Size is the number of bytes the transaction logs so far, as a
+// checkpoint of its own: its op headers and regions (compare with
+// Session.MaxTransBytes).
 func (t *Transaction) Size() int64 {
 	if t.size == 0 {
 		return 0
@@ -416,159 +319,27 @@ func (t *Transaction) releaseInodes() {
 	t.inodes = nil
 }
 
-// txOp is one op of the transaction's stream before it is cut into records.
-type txOp struct {
-	flags uint8
-	data  []byte
-}
-
-// sorted returns the joined buffers in daddr order.
-func (t *Transaction) sorted() []*tbuf {
-	out := make([]*tbuf, 0, len(t.bufs))
-	for _, tb := range t.bufs {
-		out = append(out, tb)
-	}
-	slices.SortFunc(out, func(a, b *tbuf) int { return cmp.Compare(a.b.Daddr, b.b.Daddr) })
-	return out
-}
-
-// ops builds the op stream of a checkpoint transaction
-// (xlog_cil_build_trans_hdr, xfs_buf_item_format): START, the transaction
-// header, one buffer item per logged buffer (its format region, then one
-// region per run of dirty chunks), one cancel item per cancelled buffer,
-// COMMIT. Regions reference the buffers' data: build them after stamping.
-func (t *Transaction) ops(tid uint32) []txOp {
-	var items []txOp
-	nregions := 0
-	for _, tb := range t.sorted() {
-		if tb.cancel || !tb.anyDirty {
-			continue
-		}
-		runs := tb.blf.Runs()
-		f := tb.blf
-		f.Size = uint16(1 + len(runs))
-		f.Flags = 0
-		if tb.b.Kind != nil {
-			f.SetBlft(tb.b.Kind.Blft)
-		}
-		fb := make([]byte, f.EncodedSize())
-		f.Encode(fb)
-		items = append(items, txOp{data: fb})
-		for _, r := range runs {
-			lo := r.First * ondisk.BlfChunk
-			hi := min((r.First+r.N)*ondisk.BlfChunk, len(tb.b.Data))
-			items = append(items, txOp{data: tb.b.Data[lo:hi]})
-		}
-		nregions += 1 + len(runs)
-	}
-	for _, tb := range t.sorted() {
-		if !tb.cancel {
-			continue
-		}
-		// xfs_trans_binval + the stale path of
-		// xfs_buf_item_format_segment: CANCEL only, no type, map zeros.
-		f := ondisk.BufLogFormat{Type: ondisk.LIBuf, Size: 1, Flags: ondisk.BlfCancel, Len: uint16(tb.b.Len),
-			Blkno: tb.b.Daddr, MapSize: tb.blf.MapSize}
-		fb := make([]byte, f.EncodedSize())
-		f.Encode(fb)
-		items = append(items, txOp{data: fb})
-		nregions++
-	}
-	if len(items) == 0 {
-		return nil
-	}
-	th := make([]byte, ondisk.TransHeaderSize)
-	ondisk.TransHeader{Magic: ondisk.TransHeaderMagic, Type: ondisk.TransCheckpoint, Tid: tid, NumItems: uint32(nregions)}.Encode(th)
-	out := make([]txOp, 0, len(items)+3)
-	out = append(out, txOp{flags: ondisk.OpStartTrans}, txOp{data: th})
-	out = append(out, items...)
-	return append(out, txOp{flags: ondisk.OpCommitTrans})
-}
-
-// recordPayload is the data of one record and its op count.
-type recordPayload struct {
-	data []byte
-	nops int
-	size int // len(data), also when only counting
-}
-
-// pack cuts the op stream into records of at most max bytes of data
-// (xlog_write, xlog_write_partial): an op header never straddles records;
-// a region that does not fit is split, its first piece flagged CONTINUE and
-// the rest continued in the next record under an op header flagged
-// WAS_CONT, with END on the last piece. With count set, only lengths are
-// computed (data is nil).
-func pack(ops []txOp, tid uint32, max int, count bool) []recordPayload {
-	var recs []recordPayload
-	var cur []byte
-	curLen, nops := 0, 0
-	flush := func() {
-		recs = append(recs, recordPayload{data: cur, nops: nops, size: curLen})
-		cur, curLen, nops = nil, 0, 0
-	}
-	put := func(flags uint8, data []byte) {
-		if !count {
-			var h [ondisk.LogOpHeaderSize]byte
-			ondisk.LogOpHeader{Tid: tid, Len: uint32(len(data)), ClientID: ondisk.LogClientTransaction, Flags: flags}.Encode(h[:])
-			cur = append(cur, h[:]...)
-			cur = append(cur, data...)
-		}
-		curLen += ondisk.LogOpHeaderSize + len(data)
-		nops++
-	}
-	const minPiece = 4 // bytes of region worth starting in a record
-	for _, o := range ops {
-		data := o.data
-		cont := false
-		for {
-			left := max - curLen
-			need := ondisk.LogOpHeaderSize + len(data)
-			if need <= left {
-				f := o.flags
-				if cont {
-					f |= ondisk.OpWasContTrans | ondisk.OpEndTrans
-				}
-				put(f, data)
-				break
-			}
-			if left < ondisk.LogOpHeaderSize+minPiece || len(data) == 0 {
-				flush()
-				continue
-			}
-			n := (left - ondisk.LogOpHeaderSize) &^ 3
-			f := o.flags | ondisk.OpContinueTrans
-			if cont {
-				f |= ondisk.OpWasContTrans
-			}
-			put(f, data[:n])
-			data = data[n:]
-			cont = true
-			flush()
-		}
-	}
-	if nops > 0 {
-		flush()
-	}
-	return recs
-}
-
-// Commit writes the transaction to the log and makes it durable, then
-// marks its logged buffers DIRTY with the transaction's LSN (written in
-// place by the next checkpoint), its cancelled buffers STALE, and releases
-// every buffer. The LSN is that of the record holding the START op; every
-// logged v5 block is stamped with it (LSN field and CRC, which are logged
-// too) and every inode logged with LogInode gets it as di_lsn with a new
-// CRC, before the images are logged. A transaction that logs nothing
-// writes nothing and returns the current head LSN.
+// Commit puts the transaction into the open checkpoint and releases its
+// buffers and inodes; it writes nothing itself (unless SyncCommits, or the
+// checkpoint must be pushed first to make room). It returns the sequence
+// number of the checkpoint the transaction is in: it is durable once
+// Force, or a later push, has written that checkpoint. Every logged v5
+// block is stamped (LSN field and CRC, which are logged too) and every
+// inode logged with LogInode gets a new CRC, and the write verifiers run on
+// them: a block or inode that fails them is never logged, and the
+// transaction is cancelled. A transaction that logs nothing writes nothing.
 //
-// ErrTransTooBig leaves the transaction open, nothing written. Any other
-// error cancels the transaction; if records may have reached the log, the
-// session is shut down (ErrShutdown from then on).
-func (t *Transaction) Commit() (ondisk.LSN, error) {
+// ErrTransTooBig leaves the transaction open, nothing committed. Any other
+// error cancels it.
+func (t *Transaction) Commit() (uint64, error) {
 	if t.done {
 		return 0, ErrTransDone
 	}
 	s := t.s
+	if err := s.Err(); err != nil {
+		t.Cancel()
+		return 0, err
+	}
 	// The LSN and CRC fields of v5 blocks change with the stamp: log them.
 	for _, tb := range t.bufs {
 		if tb.cancel || !tb.anyDirty || tb.b.Kind == nil {
@@ -581,104 +352,46 @@ func (t *Transaction) Commit() (ondisk.LSN, error) {
 		if k.CrcOff >= 0 {
 			tb.blf.MarkDirty(k.CrcOff, k.CrcOff+3)
 		}
+		t.resize(tb)
 	}
-	tid := rand.Uint32() | 1
-	ops := t.ops(tid)
-
-	s.mu.Lock()
-	if s.shutdown != nil {
-		s.mu.Unlock()
-		t.Cancel()
-		return 0, s.shutdown
-	}
-	lsn := s.w.HeadLSN()
-	if len(ops) == 0 {
-		s.mu.Unlock()
-		t.finish()
-		return lsn, nil
-	}
-	tail := s.tailLocked()
-	sizes := pack(ops, tid, s.w.maxData, true)
-	var bbs int64
-	for _, r := range sizes {
-		bbs += s.w.RecordBBs(r.size)
-	}
-	if free := s.w.Free(tail); bbs > free/2 {
-		s.mu.Unlock()
-		return 0, fmt.Errorf("%w: %d BBs of records, %d BBs free", ErrTransTooBig, bbs, free)
-	}
-	// Stamp: inodes first (they live in DINO buffers without a block LSN).
+	// Stamp with the head LSN for now (the checkpoint's start LSN is at or
+	// after it; the block and the logged copy are stamped with that one
+	// when it is known) and verify, before anything reaches the log: the
+	// kernel's recovery verifies what it replays.
+	head := s.headLSN()
 	isz := int(s.fg.InodeSize)
 	for _, tb := range t.bufs {
 		if tb.cancel || !tb.anyDirty {
 			continue
 		}
 		for _, off := range tb.inodes {
-			ino := tb.b.Data[off : off+isz]
-			putBE64(ino[dinodeLSNOff:], uint64(lsn))
-			ondisk.DinodeCalcCRC(ino)
+			ondisk.SetDinodeLSN(tb.b.Data[off:off+isz], uint64(head))
 		}
 		if tb.b.Kind != nil {
-			tb.b.Kind.Stamp(tb.b.Data, uint64(lsn))
+			tb.b.Kind.Stamp(tb.b.Data, uint64(head))
 		}
 	}
-	// The write verifiers, now, before anything reaches the log: a block
-	// or inode that fails them is never logged (recovery would replay it,
-	// and the kernel's recovery verifies what it replays).
 	if err := t.verify(); err != nil {
-		s.mu.Unlock()
 		t.Cancel()
 		return 0, err
 	}
-	recs := pack(ops, tid, s.w.maxData, false)
-	for i, r := range recs {
-		if _, err := s.w.WriteRecord(r.data, r.nops, tail); err != nil {
-			if i > 0 || !errors.Is(err, ErrLogFull) {
-				s.shutdown = fmt.Errorf("%w: %v", ErrShutdown, err)
-			}
-			s.mu.Unlock()
-			t.Cancel()
-			return 0, err
-		}
-	}
-	if err := s.w.Sync(); err != nil {
-		s.shutdown = fmt.Errorf("%w: %v", ErrShutdown, err)
-		s.mu.Unlock()
-		t.Cancel()
+	seq, full, err := s.commit(t)
+	if err != nil {
 		return 0, err
 	}
-	// Mark the logged buffers DIRTY before the commit joins pending and
-	// before mu is released: a Checkpoint that counts this commit as
-	// pending must find its buffers in DirtyBuffers (or wait for their
-	// locks), or it would move the tail past a commit not yet written in
-	// place.
-	for _, tb := range t.bufs {
-		if !tb.cancel && tb.anyDirty {
-			tb.b.LSN = uint64(lsn)
-			tb.b.MarkDirty()
-		}
-	}
-	s.pending = append(s.pending, lsn)
-	s.commits++
-	used := s.w.g.BBs - s.w.Free(s.tailLocked())
-	hook, commits := s.hook, s.commits
-	s.mu.Unlock()
 	t.finish()
-	if hook != nil {
-		hook(used, commits)
-		return lsn, nil
+	// Pushes happen with no buffer lock held.
+	switch {
+	case s.SyncCommits:
+		err = s.ForceSeq(seq)
+	case full:
+		err = s.pushIfOpen(seq)
 	}
-	if s.CheckpointAt > 0 && used > s.CheckpointAt {
-		if err := s.Checkpoint(); err != nil {
-			return lsn, err
-		}
-	}
-	return lsn, nil
+	return seq, err
 }
 
 // verify runs the write verifier of every buffer the transaction logs and
-// the inode verifier of every inode logged with LogInode, stamped as they
-// will be logged.
+// the inode verifier of every inode logged with LogInode.
 func (t *Transaction) verify() error {
 	isz := int(t.s.fg.InodeSize)
 	for _, tb := range t.bufs {
@@ -699,15 +412,13 @@ func (t *Transaction) verify() error {
 	return nil
 }
 
-// finish ends a committed transaction (its logged buffers are DIRTY
-// already, marked by Commit) and releases its buffers, then its inodes.
-// Buffers still held: the inodes logged take their new images and are
-// attached to their cluster buffers (for writeback); a cancelled buffer is
-// marked STALE and the flushes of the STALE inodes attached to it are
-// aborted (never written).
+// finish ends a committed transaction (its logged buffers are DIRTY and
+// in the checkpoint already) and releases its buffers, then its inodes.
+// The inodes logged are marked dirty and attached to their cluster buffers
+// (for writeback); a cancelled buffer is marked STALE and the flushes of
+// the STALE inodes attached to it are aborted (never written).
 func (t *Transaction) finish() {
 	t.done = true
-	isz := int(t.s.fg.InodeSize)
 	for _, ti := range t.inodes {
 		if ti.b == nil {
 			continue
@@ -715,7 +426,6 @@ func (t *Transaction) finish() {
 		if tb := t.bufs[ti.b.Daddr]; tb == nil || tb.b != ti.b || tb.cancel {
 			continue
 		}
-		ti.ip.Raw = append(ti.ip.Raw[:0], ti.b.Data[ti.off:ti.off+isz]...)
 		ti.ip.LogFields(ti.fields)
 		if !slices.Contains(ti.b.Items(), any(ti.ip)) {
 			ti.b.Attach(ti.ip)
@@ -727,22 +437,9 @@ func (t *Transaction) finish() {
 			cache.AbortStaleFlushes(tb.b)
 		}
 	}
-	for _, fn := range t.onCommit {
-		fn()
-	}
-	t.onCommit = nil
 	for _, tb := range t.bufs {
 		tb.b.Release()
 	}
 	t.bufs = nil
 	t.releaseInodes()
-}
-
-// dinodeLSNOff is offsetof(struct xfs_dinode, di_lsn).
-const dinodeLSNOff = 112
-
-func putBE64(b []byte, v uint64) {
-	_ = b[7]
-	b[0], b[1], b[2], b[3] = byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32)
-	b[4], b[5], b[6], b[7] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
 }

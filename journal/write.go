@@ -128,13 +128,16 @@ func (w *Writer) RecordBBs(n int) int64 {
 // Free returns the BBs that can be written at the head without reaching
 // the block of tail (xlog_space_left, without reservations). A tail equal
 // to the head LSN leaves the whole log.
-func (w *Writer) Free(tail ondisk.LSN) int64 {
+func (w *Writer) Free(tail ondisk.LSN) int64 { return w.g.freeAt(w.block, w.cycle, tail) }
+
+// freeAt is Free for a head at block, cycle.
+func (g *Geometry) freeAt(block int64, cycle uint32, tail ondisk.LSN) int64 {
 	tc, tb := tail.Cycle(), int64(tail.Block())
 	switch {
-	case tc == w.cycle:
-		return w.g.BBs - (w.block - tb)
-	case nextCycle(tc) == w.cycle:
-		return tb - w.block
+	case tc == cycle:
+		return g.BBs - (block - tb)
+	case nextCycle(tc) == cycle:
+		return tb - block
 	}
 	return 0 // the tail is ahead of the head: corrupt; write nothing
 }

@@ -9,6 +9,7 @@ const (
 	DinodeMagic           = 0x494e // "IN", XFS_DINODE_MAGIC
 	DinodeCoreSize        = 176    // xfs_dinode_size(3): the v3 core; the literal area follows
 	DinodeCrcOff          = 100    // XFS_DINODE_CRC_OFF
+	DinodeLSNOff          = 112    // offsetof(struct xfs_dinode, di_lsn)
 	DinodeNextUnlinkedOff = 96     // offsetof(struct xfs_dinode, di_next_unlinked)
 	DinodeVersion3        = 3
 )
@@ -240,6 +241,13 @@ func (d *Dinode) Bytes() []byte {
 // DinodeCalcCRC recomputes the CRC of the encoded inode b, which must be
 // exactly one inode (xfs_dinode_calc_crc over sb_inodesize bytes).
 func DinodeCalcCRC(b []byte) { UpdateCksum(b, DinodeCrcOff) }
+
+// SetDinodeLSN sets di_lsn of the encoded v3 inode b and recomputes its
+// CRC (xfs_iflush's stamp).
+func SetDinodeLSN(b []byte, lsn uint64) {
+	be.PutUint64(b[DinodeLSNOff:], lsn)
+	DinodeCalcCRC(b)
+}
 
 // DinodeNextUnlinked reads di_next_unlinked from the encoded inode b.
 func DinodeNextUnlinked(b []byte) uint32 { return be.Uint32(b[DinodeNextUnlinkedOff:]) }

@@ -140,6 +140,7 @@ func (fs *FS) FreeCowLeftovers(o CowOptions) (*CowReport, error) {
 	if batch <= 0 {
 		batch = 16
 	}
+	busy := alloc.NewBusy()
 	done := 0
 	progress := func(n int) {
 		done += n
@@ -157,13 +158,13 @@ func (fs *FS) FreeCowLeftovers(o CowOptions) (*CowReport, error) {
 		for j < len(exts) && j-i < batch && exts[j].AG == exts[i].AG {
 			j++
 		}
-		n, err := fs.freeCowBatch(exts[i:j])
+		n, err := fs.freeCowBatch(exts[i:j], busy)
 		if errors.Is(err, journal.ErrTransTooBig) {
 			// The log is full of commits not checkpointed yet.
 			if cerr := fs.log.Checkpoint(); cerr != nil {
 				err = cerr
 			} else {
-				n, err = fs.freeCowBatch(exts[i : i+1])
+				n, err = fs.freeCowBatch(exts[i:i+1], busy)
 			}
 		}
 		if err != nil {
@@ -193,14 +194,17 @@ func (fs *FS) FreeCowLeftovers(o CowOptions) (*CowReport, error) {
 
 // freeCowBatch frees the staging extents of one AG in one transaction and
 // returns how many it freed: all of them, or, when a change fails, none
-// (the transaction is cancelled) with the error.
-func (fs *FS) freeCowBatch(exts []CowExtent) (int, error) {
+// (the transaction is cancelled) with the error. The blocks it frees are
+// busy (kept from the run's allocations) until it is durable, as the
+// free engine's are.
+func (fs *FS) freeCowBatch(exts []CowExtent, busy *alloc.Busy) (int, error) {
 	tx := fs.Begin()
 	ag, err := alloc.ReadAG(tx, fs.G, exts[0].AG)
 	if err != nil {
 		tx.Cancel()
 		return 0, err
 	}
+	ag.Busy = txBusy{set: busy, tx: tx}
 	max := fs.log.MaxTransBytes() / 2
 	n := 0
 	for _, e := range exts {

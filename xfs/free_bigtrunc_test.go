@@ -90,7 +90,7 @@ func repairOrphansOnly(t *testing.T, img string, extra ...string) {
 }
 
 // bigFreeOptions truncates in steps of 2048 extents.
-var bigFreeOptions = FreeOptions{Orphans: true, TruncateExtents: 2048}
+var bigFreeOptions = FreeOptions{Orphans: true, TruncateExtents: 2048, CheckpointBytes: 64 << 10}
 
 // TestFreeBigOrphanInSteps: an orphan of 30000 extents on a small log is
 // truncated in several transactions (whole bmbt leaves from the highest

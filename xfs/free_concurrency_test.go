@@ -227,7 +227,7 @@ func TestFreeRaceWritebackReclaim(t *testing.T) {
 				}
 			}
 			defer stopBG()
-			rep, err := fs.Free(FreeOptions{Orphans: true, BatchInodes: r.batch, CheckpointEvery: r.every,
+			rep, err := fs.Free(FreeOptions{Orphans: true, BatchInodes: r.batch, DirtyBuffers: r.every,
 				MaxCachedInodes: r.maxInodes, chunkFreed: chunkFreed, workersDone: stopBG})
 			if err != nil {
 				t.Fatalf("Free: %v", err)
@@ -241,9 +241,9 @@ func TestFreeRaceWritebackReclaim(t *testing.T) {
 			mu.Lock()
 			nfreed := len(freed)
 			mu.Unlock()
-			t.Logf("%d inodes, %d chunks (%d clusters) freed in %d transactions; %d device writes; writeback: %d checkpoints, %d inodes reclaimed; "+
+			t.Logf("%d inodes, %d chunks (%d clusters) freed in %d transactions; %d device writes; writeback: %d passes, %d inodes reclaimed; "+
 				"extra checkpoints %d, reclaims %d; %d changes to %d linked inodes",
-				rep.InodesFreed, rep.ChunksFreed, nfreed, rep.Transactions, writes, rep.Writeback.Checkpoints, rep.Writeback.InodesReclaimed,
+				rep.InodesFreed, rep.ChunksFreed, nfreed, rep.Transactions, writes, rep.Writeback.Writebacks, rep.Writeback.InodesReclaimed,
 				checkpoints.Load(), reclaimed.Load(), touches.Load(), len(rf.live))
 			if rep.ChunksFreed == 0 || nfreed == 0 {
 				t.Fatal("no chunk freed: the test exercised no cluster free")

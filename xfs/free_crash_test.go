@@ -1,23 +1,24 @@
 package xfs
 
 // The crash matrix of the free engine (issue 4, over the journal issue's
-// definition): a `free` of several transactions on a frozen-snapshot
-// fixture (recovered with `xfsfree recover` first: clean log, orphans on
-// the unlinked lists), crashed after every device write N and torn at every
-// write N (only its first half of sectors reaches the device), then
+// definition, with delayed logging since issue 10): a `free` of several
+// transactions on a frozen-snapshot fixture (recovered with `xfsfree
+// recover` first: clean log, orphans on the unlinked lists), gathered into
+// several checkpoints (the test forces the log every 2 commits), crashed
+// after every device write N and torn at every write N (only its first half
+// of sectors reaches the device), then
 //
 //   (a) `xfsfree recover` on the crashed image: the allocation state (per AG
 //       agi count/freecount, free space as freeblks+flcount+btreeblks,
 //       inobt and finobt records, the 64 unlinked bucket heads; the
 //       superblock summary counters) must equal S_j, the state after the
-//       first j transactions, where j is the number of transactions whose
-//       Commit returned before the crash (and the uncrashed trace agrees:
-//       j commit records lie within the writes that reached the device
-//       whole): a prefix, never part of a transaction. xfs_repair -n finds
-//       nothing but the orphans still on the unlinked lists (it says the
-//       same of the snapshot itself); then `free --orphans` finishes the job
-//       and ends in the uncrashed run's final state, and xfs_repair -n
-//       passes.
+//       first j checkpoints, where j is the number of checkpoints the
+//       journal reported durable before the crash (and the uncrashed trace
+//       agrees: j commit records lie within the writes that reached the
+//       device whole): a prefix of the commits, never part of a
+//       checkpoint. xfs_repair -n finds nothing but the orphans still on the
+//       unlinked lists; then `free --orphans` finishes the job and ends in
+//       the uncrashed run's final state, and xfs_repair -n passes.
 //   (b) a kernel mount and unmount of another copy: the kernel replays the
 //       log and then frees the remaining orphans itself, so it must end in
 //       the same final state with every bucket empty, and xfs_repair -n
@@ -25,44 +26,37 @@ package xfs
 //       run — the kernel does no orphan processing: it must leave the state
 //       (a) found.)
 //
-// Freed clusters: for every chunk freed by one of the j transactions,
+// Freed clusters: for every chunk freed in one of the j checkpoints,
 //   - no write of the crashed run reached the chunk after the commit record
-//     of its free (the run's own trace);
+//     of its checkpoint (the run's own trace);
 //   - its bytes after (a), after (a)'s finishing run and after (b) equal
 //     those at the crash: recovery replays no copy of its old inodes over
 //     it, and nobody flushes one;
-//   - unless a checkpoint wrote it before its free (inodes freed by earlier
-//     transactions of the chunk), its bytes at the crash are the
-//     snapshot's.
+//   - unless a checkpoint wrote it in place before its free (inodes freed
+//     by earlier transactions of the chunk), its bytes at the crash are
+//     the snapshot's.
 //
 // The reference states S_0..S_T are recorded by crashing the same run
-// right after each commit record (its write index: the last log write when
-// Free reports the transaction's inodes, which it does right after the
-// commit returned) and recovering that image with `xfsfree recover`. S_0
-// must equal the image before the run, S_T the uncrashed run's result
-// (which free_test.go compares with the kernel's own processing of the
-// snapshot), and each S_k differ from S_k-1.
+// right after each checkpoint's commit record and recovering that image
+// with `xfsfree recover`. S_0 must equal the image before the run, S_T the
+// uncrashed run's result (which free_test.go compares with the kernel's own
+// processing of the snapshot), and each S_k differ from S_k-1.
 //
 // Workers is 1 so that the run's device writes come in the same order every
 // time (checked: the traces of two uncrashed runs are equal), and a write
-// point N is the same point of the same run in every crash. Checkpoints
-// between transactions are made by the test, at Free's progress report
-// (as the background writeback would, but at fixed points).
+// point N is the same point of the same run in every crash. Forces and
+// in-place checkpoints are made by the test, after fixed commits.
 //
-// The runs (each point costs two image copies, a recovery, a finishing
-// free, a kernel mount and three xfs_repair runs; the points run in
-// parallel):
+// The runs (the points run in parallel):
 //   - TestFreeCrashMatrixSmall (always, also under -short): `--ino` of the
 //     18 orphans of AG 1's chunk 576 (all its allocated inodes: the chunk
-//     is freed) and the one orphan of AG 2, 5 a transaction: 5 free
-//     transactions (four in AG 1, the last freeing the chunk; one in AG 2),
-//     then Finish's superblock transaction, checkpoint and unmount record:
-//     14 writes, every one crashed and torn (29 points).
+//     is freed) and the one orphan of AG 2, 5 a transaction, the log forced
+//     every 2 commits; every write crashed and torn.
 //   - TestFreeCrashMatrixOrphans (skipped under -short): `--orphans` (313
-//     orphans in 4 AGs, 5 chunks freed), 16 a transaction, a checkpoint
-//     after every 4th commit, so that chunks are written in place (their
-//     first inodes freed) before a later transaction frees them: 26 free
-//     transactions, 67 writes, every one crashed and torn (134 points).
+//     orphans in 4 AGs, 5 chunks freed), 16 a transaction, the log forced
+//     every 2 commits and written in place every 4th, so that chunks are
+//     written in place (their first inodes freed) before a later
+//     checkpoint frees them; every write crashed and torn.
 
 import (
 	"bytes"
@@ -256,7 +250,8 @@ type traceWrite struct {
 type freeTrace struct {
 	writes []traceWrite
 	// commits[k-1] is the number of writes up to and including the last
-	// log write of free transaction k: its commit record's.
+	// log write of checkpoint k: its commit record's (the writes a push
+	// made before it reported the checkpoint durable).
 	commits []int
 	rep     *FreeReport
 	err     error
@@ -264,14 +259,14 @@ type freeTrace struct {
 
 // freeCrash runs Free(o) on img with one AG worker, crashing the device
 // after `after` writes (-1: never) or tearing write `tear` (0: never), and
-// records the writes that reached the device and the commit boundaries:
-// Free reports a transaction's inodes right after its commit returned, and
-// the boundary is the last log write then. With ckptEvery > 0 it also
-// checkpoints (as the background writeback would) after every ckptEvery-th
-// commit, at that report: in place, between two transactions, so that
-// inodes freed by one transaction are written into their cluster before a
-// later one frees the chunk.
-func freeCrash(t testing.TB, img string, o FreeOptions, ckptEvery, after, tear int) freeTrace {
+// records the writes that reached the device and the checkpoint boundaries
+// (the journal's durable hook: the last log write then). Every forceEvery-th
+// commit it forces the log (a checkpoint of the commits since the last
+// one); with ckptEvery > 0 it also checkpoints in place (as the background
+// writeback would) after every ckptEvery-th commit: between two
+// transactions, so that inodes freed by one are written into their cluster
+// before a later one frees the chunk.
+func freeCrash(t testing.TB, img string, o FreeOptions, forceEvery, ckptEvery, after, tear int) freeTrace {
 	t.Helper()
 	var fs *FS
 	err := unbusy(func() (err error) { fs, err = OpenWrite(img, Options{Workers: 1}); return err })
@@ -297,16 +292,29 @@ func freeCrash(t testing.TB, img string, o FreeOptions, ckptEvery, after, tear i
 		}
 		return ok, err
 	})
-	o.Progress = func(done, total int) {
+	// A boundary is a checkpoint holding free transactions (not Finish's
+	// superblock transaction alone, whose counters recovery rebuilds
+	// anyway).
+	pending := 0
+	fs.Log().SetDurableHook(func(uint64) {
 		mu.Lock()
-		commit := len(tr.commits) == 0 && lastLog > 0 || len(tr.commits) > 0 && lastLog > tr.commits[len(tr.commits)-1]
-		if commit {
+		if pending > 0 {
 			tr.commits = append(tr.commits, lastLog)
+			pending = 0
 		}
-		n := len(tr.commits)
 		mu.Unlock()
-		if commit && ckptEvery > 0 && n%ckptEvery == 0 {
-			fs.Checkpoint() // after a crash it fails: the session is shut down
+	})
+	n := 0
+	o.committed = func() {
+		mu.Lock()
+		pending++
+		mu.Unlock()
+		n++
+		if forceEvery > 0 && n%forceEvery == 0 {
+			fs.Log().Force() // after a crash it fails: the session is shut down
+		}
+		if ckptEvery > 0 && n%ckptEvery == 0 {
+			fs.Checkpoint()
 		}
 	}
 	tr.rep, tr.err = fs.Free(o)
@@ -376,14 +384,15 @@ func readRange(t testing.TB, img string, r byteRange) []byte {
 
 // crashMatrix is a run under test and its reference.
 type crashMatrix struct {
-	base      string      // recovered snapshot: clean log, orphans on the lists
-	o         FreeOptions // the run crashed
-	ckptEvery int         // its checkpoints (freeCrash)
-	g         *ondisk.Geometry
-	orphans   map[uint64]bool // the inodes on the unlinked lists of base
-	tr        freeTrace       // the uncrashed run
-	states    []fsState       // S_k: after the first k free transactions
-	final     fsState         // the uncrashed run, then free --orphans
+	base       string      // recovered snapshot: clean log, orphans on the lists
+	o          FreeOptions // the run crashed
+	forceEvery int         // its log forces (freeCrash)
+	ckptEvery  int         // its checkpoints (freeCrash)
+	g          *ondisk.Geometry
+	orphans    map[uint64]bool // the inodes on the unlinked lists of base
+	tr         freeTrace       // the uncrashed run
+	states     []fsState       // S_k: after the first k free transactions
+	final      fsState         // the uncrashed run, then free --orphans
 	// The chunks the run frees: the transaction that frees each, and its
 	// byte ranges.
 	freedAt map[chunkKey]int
@@ -395,10 +404,10 @@ type crashMatrix struct {
 
 // newCrashMatrix recovers the fixture, traces the uncrashed run twice
 // (they must write the same), and records the states after each commit.
-func newCrashMatrix(t *testing.T, fixture string, o FreeOptions, ckptEvery int) *crashMatrix {
+func newCrashMatrix(t *testing.T, fixture string, o FreeOptions, forceEvery, ckptEvery int) *crashMatrix {
 	t.Helper()
 	testimg.Need(t, "xfs_db", "xfs_repair", "loop")
-	m := &crashMatrix{o: o, ckptEvery: ckptEvery, orphans: map[uint64]bool{}, freedAt: map[chunkKey]int{},
+	m := &crashMatrix{o: o, forceEvery: forceEvery, ckptEvery: ckptEvery, orphans: map[uint64]bool{}, freedAt: map[chunkKey]int{},
 		ranges: map[chunkKey][]byteRange{}}
 	m.base = testimg.Path(t, fixture)
 	if err := recoverImg(m.base); err != nil {
@@ -421,18 +430,18 @@ func newCrashMatrix(t *testing.T, fixture string, o FreeOptions, ckptEvery int) 
 	s0 := readState(t, m.base, m.g)
 
 	done := copyImg(t, m.base)
-	m.tr = freeCrash(t, done, o, ckptEvery, -1, 0)
+	m.tr = freeCrash(t, done, o, forceEvery, ckptEvery, -1, 0)
 	if m.tr.err != nil || m.tr.rep.Failed() {
 		t.Fatalf("uncrashed run: %v; refused %v, errors %v", m.tr.err, m.tr.rep.Refused, m.tr.rep.Errors)
 	}
-	again := freeCrash(t, copyImg(t, m.base), o, ckptEvery, -1, 0)
+	again := freeCrash(t, copyImg(t, m.base), o, forceEvery, ckptEvery, -1, 0)
 	if !slices.Equal(again.writes, m.tr.writes) || !slices.Equal(again.commits, m.tr.commits) {
 		t.Fatalf("two uncrashed runs wrote differently (a background checkpoint ran mid-run?): %d writes, commits %v; then %d writes, commits %v",
 			len(m.tr.writes), m.tr.commits, len(again.writes), again.commits)
 	}
 	T := len(m.tr.commits)
-	if T != m.tr.rep.Transactions || T < 3 || len(m.tr.rep.Chunks) == 0 {
-		t.Fatalf("%d commit boundaries seen, the report says %d transactions, %d chunks freed (want at least 3 and 1)",
+	if T < 3 || T >= m.tr.rep.Transactions || len(m.tr.rep.Chunks) == 0 {
+		t.Fatalf("%d checkpoints for %d transactions, %d chunks freed (want at least 3 checkpoints, fewer than the transactions, and a chunk)",
 			T, m.tr.rep.Transactions, len(m.tr.rep.Chunks))
 	}
 	m.repairOrphansOnly(t, done, true, "uncrashed run")
@@ -463,7 +472,7 @@ func newCrashMatrix(t *testing.T, fixture string, o FreeOptions, ckptEvery int) 
 	for k := 0; k <= T; k++ {
 		img := copyImg(t, m.base)
 		if k > 0 {
-			freeCrash(t, img, o, ckptEvery, m.tr.commits[k-1], 0)
+			freeCrash(t, img, o, forceEvery, ckptEvery, m.tr.commits[k-1], 0)
 		}
 		if err := recoverImg(img); err != nil {
 			t.Fatalf("recover after commit %d: %v", k, err)
@@ -636,18 +645,18 @@ func (m *crashMatrix) runPoint(t *testing.T, n int, tear bool) pointResult {
 	if tear {
 		after, tearAt, want = -1, n, m.committedAt(n-1)
 	}
-	tr := freeCrash(t, img, m.o, m.ckptEvery, after, tearAt)
+	tr := freeCrash(t, img, m.o, m.forceEvery, m.ckptEvery, after, tearAt)
 	if tr.rep == nil {
 		t.Fatalf("the crashed run returned no report: %v", tr.err)
 	}
 	if tr.err == nil && n < len(m.tr.writes) {
 		t.Fatalf("the run crashed at write %d returned no error", n)
 	}
-	// The transactions whose Commit returned are the durable ones: the
-	// same as the uncrashed trace says of this write point.
-	durable := tr.rep.Transactions
+	// The checkpoints reported durable before the crash: the same as the
+	// uncrashed trace says of this write point.
+	durable := len(tr.commits)
 	if durable != want {
-		t.Fatalf("%d transactions committed before the crash; the uncrashed trace says %d", durable, want)
+		t.Fatalf("%d checkpoints durable before the crash; the uncrashed trace says %d", durable, want)
 	}
 	m.checkNoWriteAfterFree(t, tr, durable, "crashed run")
 	atCrash := m.chunkBytes(t, img, durable)
@@ -768,7 +777,7 @@ func TestFreeCrashMatrixSmall(t *testing.T) {
 		inos = append(inos, g.Ino(1, i))
 	}
 	inos = append(inos, g.Ino(2, 131204)) // AG 2's orphan
-	m := newCrashMatrix(t, "orphans", FreeOptions{Inos: inos, BatchInodes: 5}, 0)
+	m := newCrashMatrix(t, "orphans", FreeOptions{Inos: inos, BatchInodes: 5}, 2, 0)
 	if len(m.tr.rep.Chunks) != 1 || m.tr.rep.InodesFreed != len(inos) {
 		t.Fatalf("the run frees %d inodes and %d chunks; want %d and 1", m.tr.rep.InodesFreed, len(m.tr.rep.Chunks), len(inos))
 	}
@@ -786,7 +795,7 @@ func TestFreeCrashMatrixOrphans(t *testing.T) {
 		t.Skip("the crash matrix over free --orphans (~130 crashes) is not run under -short")
 	}
 	testimg.Need(t, "zstd", "xfs_db", "xfs_repair", "loop")
-	m := newCrashMatrix(t, "orphans", FreeOptions{Orphans: true, BatchInodes: 16}, 4)
+	m := newCrashMatrix(t, "orphans", FreeOptions{Orphans: true, BatchInodes: 16}, 2, 4)
 	if len(m.writtenBefore) == 0 {
 		t.Error("no chunk was written in place by a checkpoint before its free: that case is not exercised")
 	}

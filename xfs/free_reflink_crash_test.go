@@ -6,8 +6,9 @@ package xfs
 // gone, and a reflinked 150-extent btree fork truncated in steps of 40
 // (its last extents cut short to 40 blocks) — recovered by xfsfree, its
 // CoW leftovers freed, then free --orphans, 2 orphans a transaction,
-// a checkpoint after every inode freed, crashed after every device write
-// and torn at every write, then
+// every transaction its own checkpoint (journal SyncCommits) and a
+// checkpoint in place after every inode freed, crashed after every device
+// write and torn at every write, then
 //
 //	(a) xfsfree recover: the SpaceState (every btree record, the AGF and
 //	    AGI counters, the unlinked buckets) is S_j, the state after the
@@ -105,9 +106,13 @@ func commitTrace(t *testing.T, img string, o FreeOptions, after, tear int) (rep 
 		}
 		return ok, err
 	})
-	// A checkpoint after every freed inode (as the background writeback
-	// would, but at fixed points): blocks are written in place between
-	// the transactions, some before later ones change them again.
+	// Every transaction its own checkpoint, durable when its Commit
+	// returns (the kernel's XFS_TRANS_SYNC), so that every transaction
+	// boundary is a crash point's prefix; and a checkpoint in place after
+	// every freed inode (as the background writeback would, but at fixed
+	// points): blocks are written in place between the transactions, some
+	// before later ones change them again.
+	fs.Log().SyncCommits = true
 	o.Progress = func(done, total int) { fs.Checkpoint() }
 	rep, err = fs.Free(o)
 	return rep, writes, commits, err

@@ -22,6 +22,7 @@ func (s *space) FreeShared(tx icluster.FreeTx, agno, agbno, n uint32, o icluster
 	if err != nil {
 		return err
 	}
+	ag.Busy = s.busy
 	if err := alloc.UnmapShared(tx, ag, agbno, n, allocOwner(o)); err != nil {
 		return err
 	}

@@ -211,10 +211,12 @@ func (fs *FS) logCounters(c SBCounters) error {
 	return nil
 }
 
-// SetLabel sets the filesystem label (sb_fname) in one transaction: a
-// change neither the kernel nor xfs_repair depends on, for tests of the
-// journal. Labels longer than 12 bytes are refused.
-func (fs *FS) SetLabel(label string) (ondisk.LSN, error) {
+// SetLabel sets the filesystem label (sb_fname) in one transaction, and
+// makes it durable (a checkpoint of its own) before it returns: a change
+// neither the kernel nor xfs_repair depends on, for tests of the journal.
+// It returns the checkpoint's sequence number. Labels longer than 12
+// bytes are refused.
+func (fs *FS) SetLabel(label string) (uint64, error) {
 	if fs.log == nil {
 		return 0, ErrNotWritable
 	}
@@ -231,14 +233,17 @@ func (fs *FS) SetLabel(label string) (ondisk.LSN, error) {
 	clear(f)
 	copy(f, label)
 	tx.LogRange(b, sbFNameOff, sbFNameOff+sbFNameLen-1)
-	lsn, err := tx.Commit()
+	seq, err := tx.Commit()
 	if err != nil {
 		tx.Cancel()
 		return 0, err
 	}
+	if err := fs.log.ForceSeq(seq); err != nil {
+		return 0, err
+	}
 	clear(fs.SB.FName[:])
 	copy(fs.SB.FName[:], label)
-	return lsn, nil
+	return seq, nil
 }
 
 // ErrCrashed is what a crash hook's dropped writes look like to a Go test

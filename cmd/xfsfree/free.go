@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,12 @@ type freeStats struct {
 	LogBytes      int64 `json:"log_bytes_written"`
 	Transactions  int   `json:"transactions"`
 	CacheReadAhds int64 `json:"cache_readaheads"`
+	// Checkpoints is the number of log checkpoints the transactions were
+	// gathered into (each written with one sync).
+	Checkpoints uint64 `json:"checkpoints"`
+	// PeakCacheBytes is the most memory the buffer cache held at once.
+	PeakCacheBytes int64 `json:"peak_cache_bytes"`
+	BusyReused     int   `json:"busy_reused"`
 }
 
 // freeOutput is the --json document of `free`.
@@ -128,7 +135,16 @@ orphans are saved too: only DEV is left untouched).`,
 			p := newProgress(g, "freeing")
 			o.Progress = p.Update
 			if d := testItemDelay(); d > 0 {
-				o.Progress = func(done, total int) { p.Update(done, total); time.Sleep(d) }
+				var mu sync.Mutex
+				last := 0
+				o.Progress = func(done, total int) {
+					p.Update(done, total)
+					mu.Lock()
+					n := done - last
+					last = done
+					mu.Unlock()
+					time.Sleep(time.Duration(n) * d) // d per item done
+				}
 			}
 			stop, done := catchInterrupts("stopping at the next transaction boundary, then leaving the log clean",
 				"the log is dirty, and holds only whole transactions: "+
@@ -148,7 +164,8 @@ orphans are saved too: only DEV is left untouched).`,
 				d, c := fs.Dev.Stats(), fs.Cache.Stats()
 				st = &freeStats{DeviceReads: d.Reads, DeviceWrites: d.Writes, BytesRead: d.BytesRead, BytesWritten: d.BytesWritten,
 					Syncs: d.Syncs, CacheHits: c.Hits, CacheMisses: c.Misses, CacheReadAhds: c.ReadAheads,
-					LogBytes: rep.LogBytes, Transactions: rep.Transactions}
+					LogBytes: rep.LogBytes, Transactions: rep.Transactions, Checkpoints: rep.Journal.Checkpoints,
+					PeakCacheBytes: c.PeakBytes, BusyReused: rep.BusyReused}
 			}
 			if g.json {
 				if err := printJSON(os.Stdout, freeOutput{rep, st, saved}); err != nil {
@@ -262,6 +279,8 @@ func printFree(w io.Writer, r *xfs.FreeReport, verbose bool) {
 }
 
 func printFreeStats(w io.Writer, s *freeStats) {
-	fmt.Fprintf(w, "stats: device %d reads (%d bytes), %d writes (%d bytes), %d syncs; cache %d hits, %d misses, %d read ahead; log %d bytes in %d transaction(s)\n",
-		s.DeviceReads, s.BytesRead, s.DeviceWrites, s.BytesWritten, s.Syncs, s.CacheHits, s.CacheMisses, s.CacheReadAhds, s.LogBytes, s.Transactions)
+	fmt.Fprintf(w, "stats: device %d reads (%d bytes), %d writes (%d bytes), %d syncs; cache %d hits, %d misses, %d read ahead, peak %d bytes; "+
+		"log %d bytes, %d transaction(s) in %d checkpoint(s)\n",
+		s.DeviceReads, s.BytesRead, s.DeviceWrites, s.BytesWritten, s.Syncs, s.CacheHits, s.CacheMisses, s.CacheReadAhds, s.PeakCacheBytes,
+		s.LogBytes, s.Transactions, s.Checkpoints)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -93,10 +94,20 @@ func exactlyOneDevice(_ *cobra.Command, args []string) error {
 }
 
 func main() {
+	// A soft memory limit: the buffer cache is bounded (128 MiB) and the
+	// plans are streamed, so the garbage collector keeps the heap near
+	// what is live instead of letting it double. GOMEMLIMIT overrides it.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
+// memoryLimit is the soft limit of the Go heap.
+const memoryLimit = 192 << 20
+
 func run(args []string) int {
+	defer startProfile()()
 	var g globalFlags
 	root := newRootCmd(&g)
 	root.SetArgs(args)

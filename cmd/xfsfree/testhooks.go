@@ -10,6 +10,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -91,12 +92,12 @@ xfs_repair depends on.`,
 			}
 			defer fs.Close()
 			for _, l := range args[1:] {
-				lsn, err := fs.SetLabel(l)
+				seq, err := fs.SetLabel(l)
 				if err != nil {
 					return err
 				}
 				if !g.quiet {
-					fmt.Fprintf(os.Stderr, "label %q committed at lsn %v\n", l, lsn)
+					fmt.Fprintf(os.Stderr, "label %q durable in checkpoint %d\n", l, seq)
 				}
 				if checkpointEach {
 					if err := fs.Checkpoint(); err != nil {
@@ -110,4 +111,38 @@ xfs_repair depends on.`,
 	setLabel.Flags().BoolVar(&checkpointEach, "checkpoint-each", false, "checkpoint after every transaction")
 	cmd.AddCommand(setLabel)
 	return cmd
+}
+
+// startProfile writes a CPU profile to $XFSFREE_CPUPROFILE, if set, until
+// the returned function is called (for scripts/bench-free.sh), and a heap
+// profile to $XFSFREE_MEMPROFILE after $XFSFREE_MEMPROFILE_AFTER (a
+// duration).
+func startProfile() func() {
+	if mp := os.Getenv("XFSFREE_MEMPROFILE"); mp != "" {
+		after, _ := time.ParseDuration(os.Getenv("XFSFREE_MEMPROFILE_AFTER"))
+		time.AfterFunc(after, func() {
+			if f, err := os.Create(mp); err == nil {
+				pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		})
+	}
+	path := os.Getenv("XFSFREE_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xfsfree: cpu profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "xfsfree: cpu profile:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }

@@ -16,3 +16,5 @@ func addTestHooks(*cobra.Command, *globalFlags) {}
 func testWriteHook() func(*cache.Device) cache.WriteHook { return nil }
 
 func testItemDelay() time.Duration { return 0 }
+
+func startProfile() func() { return func() {} }
