@@ -114,8 +114,9 @@ func deepSnapshot(t *testing.T, opts ...string) (set *reflinkSet, deepIno, xatIn
 	return set, deepIno, xatIno, holeyIno
 }
 
-// countWrites runs Free(o) on a copy of img and returns its device
-// writes.
+// countWrites runs Free(o) on a copy of img, every transaction its own
+// checkpoint (SyncCommits, as the crash runs below), and returns its
+// device writes.
 func countWrites(t *testing.T, img string, o FreeOptions) int {
 	t.Helper()
 	cp := copyFile(t, img, ".count")
@@ -127,6 +128,7 @@ func countWrites(t *testing.T, img string, o FreeOptions) int {
 		t.Fatal(err)
 	}
 	defer fs.Close()
+	fs.Log().SyncCommits = true
 	if rep, err := fs.Free(o); err != nil || rep.Failed() {
 		t.Fatalf("Free: %v; refused %v, errors %v", err, rep.Refused, rep.Errors)
 	}
@@ -203,8 +205,10 @@ func TestFreeDeepOrphans(t *testing.T) {
 					// Crashes in the middle of the steps: of the deep data
 					// fork (the whole run), and of the attr fork (a run
 					// freeing xat alone, whose last steps are its attr
-					// fork's).
-					total := int(writes.Load())
+					// fork's); every transaction its own checkpoint
+					// (SyncCommits), so that write counts place the crash
+					// between two given steps.
+					total := countWrites(t, clean, tc.o)
 					xatOnly := FreeOptions{Inos: []uint64{xat}, TruncateExtents: 100}
 					t.Logf("freeing xat alone: %d writes", countWrites(t, clean, xatOnly))
 					whole := 0 // crash points where xat is stepped up to its attr fork
@@ -220,6 +224,7 @@ func TestFreeDeepOrphans(t *testing.T) {
 							if err != nil {
 								t.Fatal(err)
 							}
+							fs.Log().SyncCommits = true
 							if _, err := fs.Free(c.o); err == nil {
 								t.Fatal("Free went through a crash")
 							}
