@@ -13,7 +13,8 @@ import (
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
-// Read returns the decoded, verified AGI of AG agno.
+// Read returns the decoded, verified AGI of AG agno, read through the
+// buffer cache outside any transaction (for reports and checks).
 func Read(c *cache.Cache, g *ondisk.Geometry, agno uint32) (*ondisk.AGI, error) {
 	d := g.AGIDaddr(agno)
 	b, err := c.Get(d, g.SectBBs(), ondisk.KindAGI, ondisk.VerifyCtx{G: g, AG: agno, Daddr: d})
@@ -22,18 +23,6 @@ func Read(c *cache.Cache, g *ondisk.Geometry, agno uint32) (*ondisk.AGI, error) 
 	}
 	defer b.Release()
 	a, err := ondisk.DecodeAGI(b.Data)
-	return a, ondisk.SetLocation(err, agno, d)
-}
-
-// ReadAGF returns the decoded, verified AGF of AG agno.
-func ReadAGF(c *cache.Cache, g *ondisk.Geometry, agno uint32) (*ondisk.AGF, error) {
-	d := g.AGFDaddr(agno)
-	b, err := c.Get(d, g.SectBBs(), ondisk.KindAGF, ondisk.VerifyCtx{G: g, AG: agno, Daddr: d})
-	if err != nil {
-		return nil, err
-	}
-	defer b.Release()
-	a, err := ondisk.DecodeAGF(b.Data)
 	return a, ondisk.SetLocation(err, agno, d)
 }
 

@@ -1,9 +1,7 @@
 package alloc
 
 import (
-	"encoding/binary"
 	"errors"
-	"math/bits"
 	"strconv"
 
 	"github.com/xfsfree/xfsfree/btree"
@@ -11,54 +9,13 @@ import (
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
-// AGF fields, for logging, as the kernel's XFS_AGF_* bits: Log writes the
-// byte range from the first field set to the end of the last.
-type AGFField uint32
-
-const (
-	AGFMagicNum AGFField = 1 << iota
-	AGFVersionNum
-	AGFSeqNo
-	AGFLength
-	AGFRoots // agf_roots[3] (bno, cnt, rmap)
-	AGFLevels
-	AGFFLFirst
-	AGFFLLast
-	AGFFLCount
-	AGFFreeBlks
-	AGFLongest
-	AGFBtreeBlks
-	AGFUUID
-	AGFRmapBlocks
-	AGFRefcountBlocks
-	AGFRefcountRoot
-	AGFRefcountLevel
-	AGFSpare64
-	agfNumBits = iota
-)
-
-// agfOffsets are the byte offsets of the fields of AGFField, in bit order,
-// and the size of struct xfs_agf (xfs_alloc_log_agf's offsets[]).
-var agfOffsets = [agfNumBits + 1]int{0, 4, 8, 12, 16, 28, 40, 44, 48, 52, 56, 60, 64, 80, 84, 88, 92, 96, ondisk.AGFSize}
-
-// Byte offsets of the fields this package changes.
-const (
-	offRoots      = 16
-	offLevels     = 28
-	offFLFirst    = 40
-	offFLLast     = 44
-	offFLCount    = 48
-	offFreeBlks   = 52
-	offLongest    = 56
-	offBtreeBlks  = 60
-	offRmapBlocks = 80
-)
-
 // ErrNoSpace is returned when an AG has no free block for an allocation
 // (the kernel's ENOSPC), or its AGFL is empty when a btree needs a block.
 var ErrNoSpace = errors.New("no free space in the AG")
 
-// Tx is the transaction the free-space changes are made in.
+// Tx is what free-space changes need of a transaction: exactly what the
+// btree engine they go through needs (btree.Tx: read, get, log and cancel
+// joined buffers), so it is that interface, not one of its own.
 type Tx = btree.Tx
 
 // AG is the free space of one allocation group inside one transaction: the
@@ -97,6 +54,20 @@ func ReadAG(tx Tx, g *ondisk.Geometry, agno uint32) (*AG, error) {
 	return ag, nil
 }
 
+// ReadAGF returns the decoded, verified AGF of AG agno, read through the
+// buffer cache outside any transaction (for reports and checks; changes
+// read it with ReadAG).
+func ReadAGF(c *cache.Cache, g *ondisk.Geometry, agno uint32) (*ondisk.AGF, error) {
+	d := g.AGFDaddr(agno)
+	b, err := c.Get(d, g.SectBBs(), ondisk.KindAGF, ondisk.VerifyCtx{G: g, AG: agno, Daddr: d})
+	if err != nil {
+		return nil, err
+	}
+	defer b.Release()
+	a, err := ondisk.DecodeAGF(b.Data)
+	return a, ondisk.SetLocation(err, agno, d)
+}
+
 // AGF decodes the AGF as it is now in the transaction.
 func (ag *AG) AGF() *ondisk.AGF {
 	a, _ := ondisk.DecodeAGF(ag.agf.Data) // a sector always holds an AGF
@@ -106,22 +77,22 @@ func (ag *AG) AGF() *ondisk.AGF {
 // Buf is the joined AGF buffer.
 func (ag *AG) Buf() *cache.Buf { return ag.agf }
 
-func (ag *AG) u32(off int) uint32 { return binary.BigEndian.Uint32(ag.agf.Data[off:]) }
-
-func (ag *AG) set32(off int, v uint32) { binary.BigEndian.PutUint32(ag.agf.Data[off:], v) }
+// get and set read and write one 32-bit field of the AGF in place.
+func (ag *AG) get(f ondisk.AGFFields) uint32    { return uint32(f.Get(ag.agf.Data)) }
+func (ag *AG) set(f ondisk.AGFFields, v uint32) { f.Set(ag.agf.Data, uint64(v)) }
 
 // FreeBlks, Longest, FLCount, BtreeBlks and RmapBlocks are the AGF counters.
-func (ag *AG) FreeBlks() uint32   { return ag.u32(offFreeBlks) }
-func (ag *AG) Longest() uint32    { return ag.u32(offLongest) }
-func (ag *AG) FLCount() uint32    { return ag.u32(offFLCount) }
-func (ag *AG) BtreeBlks() uint32  { return ag.u32(offBtreeBlks) }
-func (ag *AG) RmapBlocks() uint32 { return ag.u32(offRmapBlocks) }
-func (ag *AG) length() uint32     { return ag.u32(12) }
+func (ag *AG) FreeBlks() uint32   { return ag.get(ondisk.AGFFreeBlks) }
+func (ag *AG) Longest() uint32    { return ag.get(ondisk.AGFLongest) }
+func (ag *AG) FLCount() uint32    { return ag.get(ondisk.AGFFLCount) }
+func (ag *AG) BtreeBlks() uint32  { return ag.get(ondisk.AGFBtreeBlks) }
+func (ag *AG) RmapBlocks() uint32 { return ag.get(ondisk.AGFRmapBlocks) }
+func (ag *AG) length() uint32     { return ag.get(ondisk.AGFLength) }
 
 // Root and Levels are agf_roots[i] and agf_levels[i] (i: ondisk.AGFBno,
 // AGFCnt, AGFRmap).
-func (ag *AG) Root(i int) uint32 { return ag.u32(offRoots + 4*i) }
-func (ag *AG) Levels(i int) int  { return int(ag.u32(offLevels + 4*i)) }
+func (ag *AG) Root(i int) uint32 { return uint32(ondisk.AGFRoot(i).Uint(ag.agf.Data)) }
+func (ag *AG) Levels(i int) int  { return int(ondisk.AGFLevel(i).Uint(ag.agf.Data)) }
 
 // RefcountRoot, RefcountLevel and RefcountBlocks are agf_refcount_root,
 // agf_refcount_level and agf_refcount_blocks.
@@ -131,17 +102,17 @@ func (ag *AG) RefcountBlocks() uint32 { return ag.AGF().RefcountBlocks }
 
 // changeAGF decodes the AGF, lets fn change it, encodes it back in place
 // and logs fields.
-func (ag *AG) changeAGF(tx Tx, fields AGFField, fn func(a *ondisk.AGF)) {
+func (ag *AG) changeAGF(tx Tx, fields ondisk.AGFFields, fn func(a *ondisk.AGF)) {
 	a := ag.AGF()
 	fn(a)
 	a.Encode(ag.agf.Data)
-	ag.Log(tx, fields)
+	ag.log(tx, fields)
 }
 
 // SetRefcountRoot records a new refcount btree root and height
 // (xfs_refcountbt_set_root).
 func (ag *AG) SetRefcountRoot(tx Tx, root uint32, levels int) {
-	ag.changeAGF(tx, AGFRefcountRoot|AGFRefcountLevel, func(a *ondisk.AGF) {
+	ag.changeAGF(tx, ondisk.AGFRefcountRoot|ondisk.AGFRefcountLevel, func(a *ondisk.AGF) {
 		a.RefcountRoot, a.RefcountLevel = root, uint32(levels)
 	})
 }
@@ -153,26 +124,19 @@ func (ag *AG) AddRefcountBlocks(tx Tx, delta int) error {
 	if v < 0 || v > int64(ag.length()) {
 		return ag.corrupt("agf_refcount_blocks", ag.RefcountBlocks(), nil, "would leave 0..agf_length adding "+strconv.Itoa(delta))
 	}
-	ag.changeAGF(tx, AGFRefcountBlocks, func(a *ondisk.AGF) { a.RefcountBlocks = uint32(v) })
+	ag.changeAGF(tx, ondisk.AGFRefcountBlocks, func(a *ondisk.AGF) { a.RefcountBlocks = uint32(v) })
 	return nil
 }
 
-// Log logs the byte range of the AGF covering fields (xfs_alloc_log_agf).
-func (ag *AG) Log(tx Tx, fields AGFField) {
-	if fields == 0 {
-		return
-	}
-	lo := bits.TrailingZeros32(uint32(fields))
-	hi := 31 - bits.LeadingZeros32(uint32(fields))
-	tx.LogRange(ag.agf, agfOffsets[lo], agfOffsets[hi+1]-1)
-}
+// log logs fields of the AGF (xfs_alloc_log_agf).
+func (ag *AG) log(tx Tx, fields ondisk.AGFFields) { ondisk.LogFields(tx, ag.agf, fields) }
 
 // setRoot is the btree SetRoot of the AGF-rooted btrees
 // (xfs_allocbt_set_root, xfs_rmapbt_set_root).
 func (ag *AG) setRoot(tx Tx, i int, root uint32, levels int) error {
-	ag.set32(offRoots+4*i, root)
-	ag.set32(offLevels+4*i, uint32(levels))
-	ag.Log(tx, AGFRoots|AGFLevels)
+	ondisk.AGFRoot(i).PutUint(ag.agf.Data, uint64(root))
+	ondisk.AGFLevel(i).PutUint(ag.agf.Data, uint64(levels))
+	ag.log(tx, ondisk.AGFRoots|ondisk.AGFLevels)
 	return nil
 }
 
@@ -180,28 +144,28 @@ func (ag *AG) corrupt(field string, found, want any, msg string) error {
 	return &ondisk.CorruptError{AG: ag.Agno, Daddr: ag.agf.Daddr, Struct: "AGF", Field: field, Found: found, Want: want, Msg: msg}
 }
 
-// addCounter adds delta to the 32-bit counter at off, refusing to wrap
-// below zero or to pass agf_length, and logs it.
-func (ag *AG) addCounter(tx Tx, off int, field AGFField, name string, delta int64) error {
-	v := int64(ag.u32(off)) + delta
+// addCounter adds delta to the 32-bit counter f, refusing to wrap below
+// zero or to pass agf_length, and logs it.
+func (ag *AG) addCounter(tx Tx, f ondisk.AGFFields, delta int64) error {
+	v := int64(ag.get(f)) + delta
 	if v < 0 || v > int64(ag.length()) {
-		return ag.corrupt(name, ag.u32(off), nil, "would leave 0..agf_length adding "+strconv.FormatInt(delta, 10))
+		return ag.corrupt(f.Field().Name, ag.get(f), nil, "would leave 0..agf_length adding "+strconv.FormatInt(delta, 10))
 	}
-	ag.set32(off, uint32(v))
-	ag.Log(tx, field)
+	ag.set(f, uint32(v))
+	ag.log(tx, f)
 	return nil
 }
 
 // updateFreeBlks is xfs_alloc_update_counters: agf_freeblks += delta.
 func (ag *AG) updateFreeBlks(tx Tx, delta int64) error {
-	return ag.addCounter(tx, offFreeBlks, AGFFreeBlks, "agf_freeblks", delta)
+	return ag.addCounter(tx, ondisk.AGFFreeBlks, delta)
 }
 
 // setLongest sets agf_longest, logging it only when it changes.
 func (ag *AG) setLongest(tx Tx, v uint32) {
 	if ag.Longest() != v {
-		ag.set32(offLongest, v)
-		ag.Log(tx, AGFLongest)
+		ag.set(ondisk.AGFLongest, v)
+		ag.log(tx, ondisk.AGFLongest)
 	}
 }
 

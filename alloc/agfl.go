@@ -1,7 +1,6 @@
 package alloc
 
 import (
-	"encoding/binary"
 	"strconv"
 
 	"github.com/xfsfree/xfsfree/cache"
@@ -16,7 +15,7 @@ import (
 // ring and flcount is the number of slots from flfirst to fllast.
 func (ag *AG) checkRing() error {
 	return ondisk.CheckAGFLRing(ondisk.Where{AG: ag.Agno, Daddr: ag.agf.Daddr},
-		ag.u32(offFLFirst), ag.u32(offFLLast), ag.u32(offFLCount), ag.G.AGFLSize)
+		ag.get(ondisk.AGFFLFirst), ag.get(ondisk.AGFFLLast), ag.get(ondisk.AGFFLCount), ag.G.AGFLSize)
 }
 
 // readAGFL reads the AGFL sector through tx (xfs_alloc_read_agfl).
@@ -54,8 +53,8 @@ func (ag *AG) GetFreelist(tx Tx, btreeblk bool) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	first := ag.u32(offFLFirst)
-	bno := binary.BigEndian.Uint32(fl.Data[ondisk.AGFLSlotOffset(int(first)):])
+	first := ag.get(ondisk.AGFFLFirst)
+	bno := uint32(ondisk.AGFLSlot(int(first)).Uint(fl.Data))
 	if !ag.validAgbno(bno) {
 		return 0, &ondisk.CorruptError{AG: ag.Agno, Daddr: fl.Daddr, Struct: "AGFL", Field: "agfl_bno[" + strconv.Itoa(int(first)) + "]",
 			Found: bno, Msg: "is not a block inside the AG"}
@@ -64,15 +63,15 @@ func (ag *AG) GetFreelist(tx Tx, btreeblk bool) (uint32, error) {
 	if first == ag.G.AGFLSize {
 		first = 0
 	}
-	ag.set32(offFLFirst, first)
-	ag.set32(offFLCount, ag.FLCount()-1)
-	fields := AGFFLFirst | AGFFLCount
+	ag.set(ondisk.AGFFLFirst, first)
+	ag.set(ondisk.AGFFLCount, ag.FLCount()-1)
+	fields := ondisk.AGFFLFirst | ondisk.AGFFLCount
 	if btreeblk {
-		if err := ag.addCounter(tx, offBtreeBlks, AGFBtreeBlks, "agf_btreeblks", 1); err != nil {
+		if err := ag.addCounter(tx, ondisk.AGFBtreeBlks, 1); err != nil {
 			return 0, err
 		}
 	}
-	ag.Log(tx, fields)
+	ag.log(tx, fields)
 	return bno, nil
 }
 
@@ -94,22 +93,22 @@ func (ag *AG) PutFreelist(tx Tx, agbno uint32, btreeblk bool) error {
 	if err != nil {
 		return err
 	}
-	last := ag.u32(offFLLast) + 1
+	last := ag.get(ondisk.AGFFLLast) + 1
 	if last == ag.G.AGFLSize {
 		last = 0
 	}
-	ag.set32(offFLLast, last)
-	ag.set32(offFLCount, ag.FLCount()+1)
-	fields := AGFFLLast | AGFFLCount
+	ag.set(ondisk.AGFFLLast, last)
+	ag.set(ondisk.AGFFLCount, ag.FLCount()+1)
+	fields := ondisk.AGFFLLast | ondisk.AGFFLCount
 	if btreeblk {
-		if err := ag.addCounter(tx, offBtreeBlks, AGFBtreeBlks, "agf_btreeblks", -1); err != nil {
+		if err := ag.addCounter(tx, ondisk.AGFBtreeBlks, -1); err != nil {
 			return err
 		}
 	}
-	ag.Log(tx, fields)
-	off := ondisk.AGFLSlotOffset(int(last))
-	binary.BigEndian.PutUint32(fl.Data[off:], agbno)
-	tx.LogRange(fl, off, off+3)
+	ag.log(tx, fields)
+	slot := ondisk.AGFLSlot(int(last))
+	slot.PutUint(fl.Data, uint64(agbno))
+	ondisk.LogField(tx, fl, slot)
 	return nil
 }
 

@@ -23,7 +23,7 @@ func (b *AGFLBlocks) Alloc(tx Tx, near uint32) (uint32, error) {
 		return 0, ErrNoSpace
 	}
 	if b.Rmap {
-		if err := b.AG.addCounter(tx, offRmapBlocks, AGFRmapBlocks, "agf_rmap_blocks", 1); err != nil {
+		if err := b.AG.addCounter(tx, ondisk.AGFRmapBlocks, 1); err != nil {
 			return 0, err
 		}
 	}
@@ -36,7 +36,7 @@ func (b *AGFLBlocks) Free(tx Tx, agbno uint32) error {
 		return err
 	}
 	if b.Rmap {
-		return b.AG.addCounter(tx, offRmapBlocks, AGFRmapBlocks, "agf_rmap_blocks", -1)
+		return b.AG.addCounter(tx, ondisk.AGFRmapBlocks, -1)
 	}
 	return nil
 }

@@ -8,15 +8,26 @@
 // records of what it frees and allocates (xfs_rmap_unmap, xfs_rmap_map),
 // rmap removals on their own as rmap intents make them (the shared
 // variant for reflinked files' data extents, xfs_rmap_unmap_shared,
-// included), and the btree.Blocks sources of new btree blocks: the AGFL for the bnobt,
-// cntbt and rmapbt, free space for the inobt and finobt.
+// included), and the btree.Blocks sources of new btree blocks: the AGFL
+// for the bnobt, cntbt and rmapbt, free space for the inobt and finobt.
 //
 // Every record change goes through the generic btree engine; this package
 // never edits a btree block itself. Every changed AGF field and AGFL slot
-// is logged by byte range in the caller's transaction.
+// is logged by name (ondisk.LogFields) in the caller's transaction.
 //
-// Not done (refused or not reached): busy extents (a deterministic offline
-// tool treats no extent as busy), mapping shared extents
-// (xfs_rmap_map_shared, xfs_rmap_convert_shared), realtime extents, per-AG
-// reservations.
+// Busy extents (xfs_extent_busy_*, busy.go): with an AG's Busy set, what
+// FreeExtent frees is busy until its transaction is durable, and the
+// allocations from free space (a btree's new block, the AGFL refill) keep
+// off busy extents while they can. What the kernel's busy list guards
+// against is also kept out elsewhere: no block is written in place before the log records
+// of the transactions that freed and reused it are durable (package
+// journal), a block cancelled and reused in one transaction is revived by
+// its new owner (journal.Transaction.GetBuf), and the free engine commits
+// a transaction that released an inode chunk before anything else can
+// allocate the chunk's blocks (package xfs).
+//
+// Shared (reflinked) extents: only removing one owner's reverse mapping of
+// them (xfs_rmap_unmap_shared) is here; their reference counts are package
+// refcount's. Not done here: mapping shared extents (xfs_rmap_map_shared,
+// xfs_rmap_convert_shared), realtime extents, per-AG reservations.
 package alloc

@@ -2,7 +2,6 @@ package alloc
 
 import (
 	"cmp"
-	"encoding/binary"
 
 	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/cache"
@@ -11,8 +10,6 @@ import (
 
 // The three AGF-rooted btrees as the btree engine sees them: record keys,
 // key order, where their root lives and where their blocks come from.
-
-var be = binary.BigEndian
 
 // Lookup directions, and the engine's cursor.
 const (
@@ -32,13 +29,16 @@ type Blocks = btree.Blocks
 
 func allocRecKey(rec []byte) []byte { return rec[:8] }
 
-func bnoCmp(a, b []byte) int { return cmp.Compare(be.Uint32(a), be.Uint32(b)) }
+func bnoCmp(a, b []byte) int {
+	return cmp.Compare(ondisk.DecodeAllocRec(a).StartBlock, ondisk.DecodeAllocRec(b).StartBlock)
+}
 
 func cntCmp(a, b []byte) int {
-	if c := cmp.Compare(be.Uint32(a[4:]), be.Uint32(b[4:])); c != 0 {
+	ka, kb := ondisk.DecodeAllocRec(a), ondisk.DecodeAllocRec(b)
+	if c := cmp.Compare(ka.BlockCount, kb.BlockCount); c != 0 {
 		return c
 	}
-	return cmp.Compare(be.Uint32(a), be.Uint32(b))
+	return cmp.Compare(ka.StartBlock, kb.StartBlock)
 }
 
 func allocRec(bno, n uint32) []byte {

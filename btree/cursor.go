@@ -44,10 +44,20 @@ type Cursor struct {
 
 // Short-form header fields, as the kernel's XFS_BB_* log bits.
 const (
-	hdrNumrecs = 1 << iota
-	hdrLeftsib
-	hdrRightsib
-	hdrAll = 1<<8 - 1
+	hdrNumrecs  = ondisk.ShortBlockNumRecs
+	hdrLeftsib  = ondisk.ShortBlockLeftSib
+	hdrRightsib = ondisk.ShortBlockRightSib
+	hdrAll      = ondisk.ShortBlockMagic | ondisk.ShortBlockLevel | ondisk.ShortBlockNumRecs | ondisk.ShortBlockLeftSib |
+		ondisk.ShortBlockRightSib | ondisk.ShortBlockBlkno | ondisk.ShortBlockLsn | ondisk.ShortBlockUUID |
+		ondisk.ShortBlockOwner | ondisk.ShortBlockCrc
+)
+
+// The header fields a change reads and writes in place.
+var (
+	fLevel    = ondisk.ShortBlockLevel.Field()
+	fNumrecs  = ondisk.ShortBlockNumRecs.Field()
+	fLeftsib  = ondisk.ShortBlockLeftSib.Field()
+	fRightsib = ondisk.ShortBlockRightSib.Field()
 )
 
 // block is one btree block joined to the transaction.
@@ -58,15 +68,13 @@ type block struct {
 	t     *Tree
 }
 
-func (bl *block) level() int          { return int(be.Uint16(bl.d[4:])) }
-func (bl *block) numrecs() int        { return int(be.Uint16(bl.d[6:])) }
-func (bl *block) setNumrecs(n int)    { be.PutUint16(bl.d[6:], uint16(n)) }
-func (bl *block) leftsib() uint32     { return be.Uint32(bl.d[8:]) }
-func (bl *block) rightsib() uint32    { return be.Uint32(bl.d[12:]) }
-func (bl *block) setLeftsib(a uint32) { be.PutUint32(bl.d[8:], a) }
-func (bl *block) setRightsib(a uint32) {
-	be.PutUint32(bl.d[12:], a)
-}
+func (bl *block) level() int           { return int(fLevel.Uint(bl.d)) }
+func (bl *block) numrecs() int         { return int(fNumrecs.Uint(bl.d)) }
+func (bl *block) setNumrecs(n int)     { fNumrecs.PutUint(bl.d, uint64(n)) }
+func (bl *block) leftsib() uint32      { return uint32(fLeftsib.Uint(bl.d)) }
+func (bl *block) rightsib() uint32     { return uint32(fRightsib.Uint(bl.d)) }
+func (bl *block) setLeftsib(a uint32)  { fLeftsib.PutUint(bl.d, uint64(a)) }
+func (bl *block) setRightsib(a uint32) { fRightsib.PutUint(bl.d, uint64(a)) }
 
 // rec returns leaf record i (1-based).
 func (bl *block) rec(i int) []byte {
@@ -134,25 +142,9 @@ func (t *Tree) logKeys(tx Tx, bl *block, first, last int) {
 	tx.LogRange(bl.b, t.Type.KeyOff(first-1), t.Type.KeyOff(last)-1)
 }
 
-// logHdr logs header fields (xfs_btree_log_block): the byte range from the
-// first to the last field named.
-func (t *Tree) logHdr(tx Tx, bl *block, fields int) {
-	if fields == hdrAll {
-		tx.LogRange(bl.b, 0, ondisk.ShortBlockHdrLen-1)
-		return
-	}
-	first, last := -1, -1
-	for _, f := range []struct{ bit, lo, hi int }{{hdrNumrecs, 6, 7}, {hdrLeftsib, 8, 11}, {hdrRightsib, 12, 15}} {
-		if fields&f.bit != 0 {
-			if first < 0 {
-				first = f.lo
-			}
-			last = f.hi
-		}
-	}
-	if first >= 0 {
-		tx.LogRange(bl.b, first, last)
-	}
+// logHdr logs header fields (xfs_btree_log_block).
+func (t *Tree) logHdr(tx Tx, bl *block, fields ondisk.ShortBlockFields) {
+	ondisk.LogFields(tx, bl.b, fields)
 }
 
 func (t *Tree) maxrecs(level int) int { return t.Type.MaxRecs(int(t.G.BlockSize), level == 0) }

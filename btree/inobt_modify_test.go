@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/xfsfree/xfsfree/agi"
+	"github.com/xfsfree/xfsfree/alloc"
 	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/inobt"
 	"github.com/xfsfree/xfsfree/internal/testimg"
@@ -33,7 +34,7 @@ func cntCmp(a, b []byte) int {
 }
 
 func newAGSpace(t testing.TB, fs *modFS, agno uint32) *agSpace {
-	agf, err := agi.ReadAGF(fs.c, fs.g, agno)
+	agf, err := alloc.ReadAGF(fs.c, fs.g, agno)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xfsfree/xfsfree/agi"
+	"github.com/xfsfree/xfsfree/alloc"
 	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/internal/testimg"
 	"github.com/xfsfree/xfsfree/ondisk"
@@ -112,7 +112,7 @@ func TestModifyRmapbt(t *testing.T) {
 	}
 	fs := openMod(t, img)
 	const agno = 0
-	agf, err := agi.ReadAGF(fs.c, fs.g, agno)
+	agf, err := alloc.ReadAGF(fs.c, fs.g, agno)
 	if err != nil {
 		t.Fatal(err)
 	}

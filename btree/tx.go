@@ -5,8 +5,10 @@ import (
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
-// Tx is what btree changes need of a transaction (package journal
-// implements it). Every block a change touches is joined to it.
+// Tx is what btree changes need of a transaction (journal.Transaction
+// provides it; packages alloc and refcount, whose changes go through the
+// engine, need exactly this too). Every block a change touches is joined
+// to it.
 type Tx interface {
 	// ReadBuf returns the buffer joined to the transaction and locked
 	// until the transaction ends; asking again for a joined buffer

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/xfsfree/xfsfree/agi"
+	"github.com/xfsfree/xfsfree/alloc"
 	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/inobt"
 	"github.com/xfsfree/xfsfree/internal/testfs"
@@ -82,7 +83,7 @@ func TestWalkAllocBtrees(t *testing.T) {
 			img := testimg.Path(t, name)
 			fs := testfs.OpenRO(t, img)
 			for agno := range fs.G.AGCount {
-				agf, err := agi.ReadAGF(fs.Cache, fs.G, agno)
+				agf, err := alloc.ReadAGF(fs.Cache, fs.G, agno)
 				if err != nil {
 					t.Fatal(err)
 				}

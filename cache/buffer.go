@@ -289,8 +289,8 @@ func (c *Cache) Get(daddr int64, nBB int, kind *ondisk.BlockKind, ctx ondisk.Ver
 	return c.get(daddr, nBB, kind, ctx, true, false)
 }
 
-// TryGet is Get without waiting: ErrLocked if another holder has it.
-func (c *Cache) TryGet(daddr int64, nBB int, kind *ondisk.BlockKind, ctx ondisk.VerifyCtx) (*Buf, error) {
+// tryGet is Get without waiting: ErrLocked if another holder has it.
+func (c *Cache) tryGet(daddr int64, nBB int, kind *ondisk.BlockKind, ctx ondisk.VerifyCtx) (*Buf, error) {
 	return c.get(daddr, nBB, kind, ctx, true, true)
 }
 
@@ -301,8 +301,8 @@ func (c *Cache) GetNoRead(daddr int64, nBB int, kind *ondisk.BlockKind) (*Buf, e
 	return c.get(daddr, nBB, kind, ondisk.VerifyCtx{G: c.opts.Geometry, AG: ondisk.NoAG, Daddr: daddr}, false, false)
 }
 
-// TryGetNoRead is GetNoRead without waiting: ErrLocked if held.
-func (c *Cache) TryGetNoRead(daddr int64, nBB int, kind *ondisk.BlockKind) (*Buf, error) {
+// tryGetNoRead is GetNoRead without waiting: ErrLocked if held.
+func (c *Cache) tryGetNoRead(daddr int64, nBB int, kind *ondisk.BlockKind) (*Buf, error) {
 	return c.get(daddr, nBB, kind, ondisk.VerifyCtx{G: c.opts.Geometry, AG: ondisk.NoAG, Daddr: daddr}, false, true)
 }
 
@@ -400,9 +400,9 @@ func (b *Buf) Release() {
 	b.c.put(b)
 }
 
-// Hold takes a reference without the lock (xfs_buf_hold): the buffer is
+// hold takes a reference without the lock (xfs_buf_hold): the buffer is
 // neither evicted nor dropped until Rele.
-func (b *Buf) Hold() {
+func (b *Buf) hold() {
 	b.c.mu.Lock()
 	b.ref++
 	b.c.lruRemove(b)
@@ -449,10 +449,6 @@ func (b *Buf) MarkStale() {
 	delete(b.c.dirty, b)
 	b.c.mu.Unlock()
 }
-
-// Invalidate marks b STALE so it is dropped from the cache after its
-// release (once its items are detached); a later Get reads it again.
-func (c *Cache) Invalidate(b *Buf) { b.MarkStale() }
 
 // Attach adds a log item (or an inode, for the cluster free) to the
 // buffer's list.
@@ -694,8 +690,8 @@ func (c *Cache) readRun(run []*Buf, n int) {
 	}
 }
 
-// WaitReadAhead waits for the read-ahead reads started so far.
-func (c *Cache) WaitReadAhead() { c.raWG.Wait() }
+// waitReadAhead waits for the read-ahead reads started so far.
+func (c *Cache) waitReadAhead() { c.raWG.Wait() }
 
 // DropClean drops every clean, unreferenced, item-free buffer (for tests,
 // and to forget what a replay changed behind the cache's back).

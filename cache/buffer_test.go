@@ -111,7 +111,7 @@ func TestVerifierErrorNotCached(t *testing.T) {
 	// A read-ahead buffer is verified at its first Get.
 	writeFile(t, f.img, f.agi(1), bad)
 	f.c.ReadAhead([]Extent{{f.agi(1), f.sectBB}})
-	f.c.WaitReadAhead()
+	f.c.waitReadAhead()
 	if _, err := f.c.Get(f.agi(1), f.sectBB, testAGI, ondisk.VerifyCtx{AG: 1}); !errors.Is(err, ondisk.ErrCorrupt) {
 		t.Fatalf("read-ahead corrupt buffer: %v", err)
 	}
@@ -136,17 +136,17 @@ func TestLocking(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.c.TryGet(d, f.sectBB, nil, ondisk.VerifyCtx{}); !errors.Is(err, ErrLocked) {
+	if _, err := f.c.tryGet(d, f.sectBB, nil, ondisk.VerifyCtx{}); !errors.Is(err, ErrLocked) {
 		t.Fatalf("TryGet of a held buffer: %v", err)
 	}
-	if _, err := f.c.TryGetNoRead(d, f.sectBB, nil); !errors.Is(err, ErrLocked) {
+	if _, err := f.c.tryGetNoRead(d, f.sectBB, nil); !errors.Is(err, ErrLocked) {
 		t.Fatalf("TryGetNoRead of a held buffer: %v", err)
 	}
 	if b.TryLock() {
 		t.Fatal("TryLock of a held buffer")
 	}
 	b.Release()
-	b2, err := f.c.TryGet(d, f.sectBB, nil, ondisk.VerifyCtx{})
+	b2, err := f.c.tryGet(d, f.sectBB, nil, ondisk.VerifyCtx{})
 	if err != nil || b2 != b {
 		t.Fatalf("TryGet after release: %v", err)
 	}
@@ -192,7 +192,7 @@ func TestEvictionBounds(t *testing.T) {
 	item.Attach("log item")
 	item.Release()
 	ref, _ := f.c.Get(100024, 8, plain, ctx)
-	ref.Hold()
+	ref.hold()
 	ref.Release()
 	for i := 0; i < 100; i++ {
 		b, err := f.c.Get(int64(200000+8*i), 8, plain, ctx)
@@ -243,7 +243,7 @@ func TestStaleNeverWrittenAndDropped(t *testing.T) {
 	b.Data[0] = 1
 	b.MarkDirty()
 	b.Attach("inode 1")
-	f.c.Invalidate(b)
+	b.MarkStale()
 	if !b.IsStale() || b.IsDirty() || len(f.c.DirtyBuffers()) != 0 {
 		t.Fatal("stale buffer still dirty")
 	}
@@ -358,10 +358,10 @@ func TestReadAhead(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		exts = append(exts, Extent{int64(50000 + 8*i), 8})
 	}
-	exts = append(exts, Extent{300000, 16}, Extent{-1, 8}, Extent{f.dev.SizeBBs(), 8})
+	exts = append(exts, Extent{300000, 16}, Extent{-1, 8}, Extent{f.dev.sizeBBs(), 8})
 	f.c.ReadAhead(exts)
 	f.c.ReadAhead(exts) // already cached or in flight: nothing more
-	f.c.WaitReadAhead()
+	f.c.waitReadAhead()
 	s := f.c.Stats()
 	if s.ReadAheads != 41 || s.Reads != 4 {
 		t.Fatalf("stats %+v (want 41 buffers in 4 reads: 3 runs of 64k and one single)", s)
@@ -427,7 +427,7 @@ func TestConcurrentStress(t *testing.T) {
 					f.c.ReadAhead([]Extent{{d, 8}, {d + 8, 8}})
 					continue
 				case 1:
-					b, err := f.c.TryGet(d, 8, plain, ondisk.VerifyCtx{})
+					b, err := f.c.tryGet(d, 8, plain, ondisk.VerifyCtx{})
 					if err == nil {
 						b.Release()
 					} else if !errors.Is(err, ErrLocked) {
@@ -451,7 +451,7 @@ func TestConcurrentStress(t *testing.T) {
 		}(int64(g))
 	}
 	wg.Wait()
-	f.c.WaitReadAhead()
+	f.c.waitReadAhead()
 	close(stop)
 	<-wbDone
 	if wbErr != nil {

@@ -244,8 +244,8 @@ func (d *Device) Path() string { return d.path }
 // Size is the device's size in bytes.
 func (d *Device) Size() int64 { return d.size }
 
-// SizeBBs is the device's size in BBs.
-func (d *Device) SizeBBs() int64 { return d.size / BBSize }
+// sizeBBs is the device's size in BBs.
+func (d *Device) sizeBBs() int64 { return d.size / BBSize }
 
 // SectorSize is the logical sector size: BLKSSZGET for a block device,
 // 512 for an image file.
@@ -256,23 +256,14 @@ func (d *Device) SectorSize() int { return d.sector }
 // system (statx STATX_DIOALIGN, else 4096), 512 when buffered.
 func (d *Device) IOAlign() int { return d.align }
 
-// IsBlockDevice reports whether the device is a block device (not a file).
-func (d *Device) IsBlockDevice() bool { return d.isBlock }
+// isBlockDevice reports whether the device is a block device (not a file).
+func (d *Device) isBlockDevice() bool { return d.isBlock }
 
 // ReadOnly reports whether the device was opened read-only.
 func (d *Device) ReadOnly() bool { return d.readOnly }
 
 // Buffered reports whether the device was opened without O_DIRECT.
 func (d *Device) Buffered() bool { return d.buffered }
-
-// IOMode says plainly how I/O is done, for the CLI to print:
-// "O_DIRECT" or "buffered (no O_DIRECT)".
-func (d *Device) IOMode() string {
-	if d.buffered {
-		return "buffered (no O_DIRECT)"
-	}
-	return "O_DIRECT"
-}
 
 // AttachedLoops lists the loop devices (/dev/loopN) an image file is
 // attached to without being mounted or held. Open allows this; the CLI

@@ -82,8 +82,8 @@ func TestOpenImageReadsHeaders(t *testing.T) {
 	img := testimg.Path(t, "default")
 	d := open(t, img, OpenOptions{ReadOnly: true})
 	t.Logf("image I/O alignment %d", d.IOAlign())
-	if d.IsBlockDevice() || d.SectorSize() != 512 || d.IOMode() != "O_DIRECT" || d.Buffered() {
-		t.Fatalf("block %v sector %d mode %s", d.IsBlockDevice(), d.SectorSize(), d.IOMode())
+	if d.isBlockDevice() || d.SectorSize() != 512 || d.Buffered() {
+		t.Fatalf("block %v sector %d buffered %v", d.isBlockDevice(), d.SectorSize(), d.Buffered())
 	}
 	st, _ := os.Stat(img)
 	if d.Size() != st.Size() {
@@ -101,7 +101,7 @@ func TestOpenImageReadsHeaders(t *testing.T) {
 	for _, r := range []struct {
 		daddr int64
 		n     int
-	}{{0, 1}, {1, 1}, {3, 2}, {7, 1}, {7, 2}, {8, 8}, {5, 16}, {1000, 3}, {d.SizeBBs() - 1, 1}, {d.SizeBBs() - 9, 9}} {
+	}{{0, 1}, {1, 1}, {3, 2}, {7, 1}, {7, 2}, {8, 8}, {5, 16}, {1000, 3}, {d.sizeBBs() - 1, 1}, {d.sizeBBs() - 9, 9}} {
 		got, err := d.ReadAt(r.daddr, r.n)
 		if err != nil {
 			t.Fatalf("ReadAt(%d,%d): %v", r.daddr, r.n, err)
@@ -110,7 +110,7 @@ func TestOpenImageReadsHeaders(t *testing.T) {
 			t.Fatalf("ReadAt(%d,%d) differs from the file", r.daddr, r.n)
 		}
 	}
-	if _, err := d.ReadAt(d.SizeBBs(), 1); err == nil {
+	if _, err := d.ReadAt(d.sizeBBs(), 1); err == nil {
 		t.Fatal("read past the end succeeded")
 	}
 	if _, err := d.ReadAt(-1, 1); err == nil {
@@ -167,8 +167,8 @@ func TestWriteAlignedAndRMW(t *testing.T) {
 		if !buffered && d.IOAlign() > BBSize && s.RMWWrites == 0 {
 			t.Fatalf("align %d but no RMW: %+v", d.IOAlign(), s)
 		}
-		if buffered && (s.RMWWrites != 0 || d.IOMode() != "buffered (no O_DIRECT)") {
-			t.Fatalf("buffered: %+v %s", s, d.IOMode())
+		if buffered && (s.RMWWrites != 0 || !d.Buffered()) {
+			t.Fatalf("buffered: %+v buffered %v", s, d.Buffered())
 		}
 	}
 }
@@ -231,8 +231,8 @@ func TestLoopDeviceExclusive(t *testing.T) {
 	dev := losetup(t, img)
 	d := open(t, dev, OpenOptions{})
 	st, _ := os.Stat(img)
-	if !d.IsBlockDevice() || d.Size() != st.Size() || d.SectorSize() != 512 || d.IOAlign() != 512 {
-		t.Fatalf("block %v size %d sector %d align %d", d.IsBlockDevice(), d.Size(), d.SectorSize(), d.IOAlign())
+	if !d.isBlockDevice() || d.Size() != st.Size() || d.SectorSize() != 512 || d.IOAlign() != 512 {
+		t.Fatalf("block %v size %d sector %d align %d", d.isBlockDevice(), d.Size(), d.SectorSize(), d.IOAlign())
 	}
 	agi := 2 * sectBBs(t, img)
 	b, err := d.ReadAt(agi, 1)

@@ -3,9 +3,12 @@ package cache
 // The inode cache: in-core inodes per AG by agino, as the kernel's per-AG
 // inode radix trees (pag_ici_root).
 //
-// Each Inode has three locks, taken in this order (after any buffer lock):
+// Each Inode has three locks, taken in this order (the ILOCK waited for
+// only by a holder of no buffer lock, only tried under one: see the lock
+// order in device.go):
 //   - ILOCK (ILock/ITryLock/IUnlock, shared or exclusive): guards the
-//     inode's contents (Raw, Dinode, LogItem);
+//     inode's contents (kept in its cluster buffer: the in-core inode
+//     holds only its state);
 //   - the flush lock (TryFlushLock/FlushUnlock): the IFlushing flag, set by
 //     whoever writes the inode to its cluster buffer, or by the cluster
 //     free when it attaches a dirty inode to a cancelled buffer; it is a
@@ -45,16 +48,11 @@ const (
 	ILockExcl                   // XFS_ILOCK_EXCL
 )
 
-// Inode is an in-core inode. This struct does not represent an on-disk
-// struct (Raw holds the on-disk bytes).
+// Inode is an in-core inode: its locks and state; its contents live in
+// its cluster buffer. This struct does not represent an on-disk struct.
 type Inode struct {
 	Agno  uint32 // fixed for the life of the Inode
 	Agino uint32 // fixed for the life of the Inode
-
-	// Guarded by ILOCK.
-	Raw     []byte // the on-disk inode (inodesize bytes), as last read or flushed
-	Dinode  any    // the decoded inode (an *ondisk.Dinode once that exists)
-	LogItem any    // the journal's inode log item, if any
 
 	ilock sync.RWMutex
 
@@ -66,10 +64,10 @@ type Inode struct {
 	ref         int32
 }
 
-// NewInode makes an in-core inode; raw (may be nil) is kept, not copied.
-// ino must not be 0 (no inode has number 0; a reclaimed Inode has).
-func NewInode(ino uint64, agno, agino uint32, raw []byte) *Inode {
-	return &Inode{Agno: agno, Agino: agino, ino: ino, Raw: raw}
+// NewInode makes an in-core inode. ino must not be 0 (no inode has number
+// 0; a reclaimed Inode has).
+func NewInode(ino uint64, agno, agino uint32) *Inode {
+	return &Inode{Agno: agno, Agino: agino, ino: ino}
 }
 
 // --- flags lock ---
@@ -114,13 +112,6 @@ func (ip *Inode) HasFlags(f uint32) bool {
 	return ip.flags&f != 0
 }
 
-// SetFlags sets f.
-func (ip *Inode) SetFlags(f uint32) {
-	ip.fmu.Lock()
-	ip.flags |= f
-	ip.fmu.Unlock()
-}
-
 // ClearFlags clears f.
 func (ip *Inode) ClearFlags(f uint32) {
 	ip.fmu.Lock()
@@ -128,8 +119,8 @@ func (ip *Inode) ClearFlags(f uint32) {
 	ip.fmu.Unlock()
 }
 
-// TestAndSetFlags sets f and reports whether any of f was already set.
-func (ip *Inode) TestAndSetFlags(f uint32) bool {
+// testAndSetFlags sets f and reports whether any of f was already set.
+func (ip *Inode) testAndSetFlags(f uint32) bool {
 	ip.fmu.Lock()
 	defer ip.fmu.Unlock()
 	return ip.TestAndSetFlagsLocked(f)
@@ -171,7 +162,7 @@ func (ip *Inode) IUnlock(m LockMode) {
 
 // TryFlushLock takes the flush lock (sets IFlushing) if it is free, and
 // reports whether it did. Hold the ILOCK.
-func (ip *Inode) TryFlushLock() bool { return !ip.TestAndSetFlags(IFlushing) }
+func (ip *Inode) TryFlushLock() bool { return !ip.testAndSetFlags(IFlushing) }
 
 // TryFlushLockLocked is TryFlushLock with the flags lock held.
 func (ip *Inode) TryFlushLockLocked() bool { return !ip.TestAndSetFlagsLocked(IFlushing) }

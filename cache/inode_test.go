@@ -16,7 +16,7 @@ const a0 = 1024
 
 func TestInodeInsertLookupGrab(t *testing.T) {
 	c := NewInodeCache(4, 0)
-	ip := NewInode(tino(2, 100), 2, 100, make([]byte, 512))
+	ip := NewInode(tino(2, 100), 2, 100)
 	got, ins := c.Insert(ip)
 	if !ins || got != ip || c.Len() != 1 {
 		t.Fatal("Insert")
@@ -28,7 +28,7 @@ func TestInodeInsertLookupGrab(t *testing.T) {
 		t.Fatal("Lookup")
 	}
 	// A racing insert gets the cached inode.
-	other := NewInode(tino(2, 100), 2, 100, nil)
+	other := NewInode(tino(2, 100), 2, 100)
 	if got, ins := c.Insert(other); ins || got != ip {
 		t.Fatal("second Insert replaced the first")
 	}
@@ -48,7 +48,7 @@ func TestInodeInsertLookupGrab(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for a := uint32(0); a < 64; a++ {
-				got, ins := c.Insert(NewInode(tino(0, a0+a), 0, a0+a, nil))
+				got, ins := c.Insert(NewInode(tino(0, a0+a), 0, a0+a))
 				if ins {
 					winners[a].Add(1)
 				}
@@ -71,7 +71,7 @@ func TestInodeReclaim(t *testing.T) {
 	c := NewInodeCache(1, 0)
 	ips := make([]*Inode, 6)
 	for i := range ips {
-		ips[i], _ = c.Insert(NewInode(tino(0, a0+uint32(i)), 0, a0+uint32(i), nil))
+		ips[i], _ = c.Insert(NewInode(tino(0, a0+uint32(i)), 0, a0+uint32(i)))
 	}
 	// 0: referenced; 1: dirty; 2: ILOCKed; 3: flushing; 4, 5: reclaimable.
 	for _, ip := range ips[1:] {
@@ -112,7 +112,7 @@ func TestInodeReclaim(t *testing.T) {
 	// The count bound reclaims on Insert.
 	c = NewInodeCache(2, 100)
 	for i := uint32(0); i < 1000; i++ {
-		ip, _ := c.Insert(NewInode(tino(i%2, a0+i), i%2, a0+i, nil))
+		ip, _ := c.Insert(NewInode(tino(i%2, a0+i), i%2, a0+i))
 		ip.Rele()
 	}
 	if c.Len() > 100 || c.Stats().Reclaims < 900 {

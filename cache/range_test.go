@@ -56,8 +56,8 @@ func TestRangeReadsAndWritesStayInside(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer d.Close()
-			if d.Size() != n || d.SizeBBs() != n/BBSize || d.Offset() != off {
-				t.Errorf("Size %d, SizeBBs %d, Offset %d", d.Size(), d.SizeBBs(), d.Offset())
+			if d.Size() != n || d.sizeBBs() != n/BBSize || d.Offset() != off {
+				t.Errorf("Size %d, SizeBBs %d, Offset %d", d.Size(), d.sizeBBs(), d.Offset())
 			}
 			for _, c := range []struct {
 				daddr int64

@@ -1,6 +1,10 @@
-// Package icluster owns freeing inodes: the inode core reset and inode
-// btree updates of the kernel's xfs_ifree, and the stale-marking cluster
-// free of xfs_ifree_cluster that runs when a chunk becomes entirely free.
+// Package icluster owns freeing inodes: inspecting an orphan (what freeing
+// it releases, or why it is refused), truncating its forks (over several
+// transactions for a big one, as xfs_itruncate_extents), the inode core
+// reset, inode btree and AGI updates and unlinked-chain fix of the
+// kernel's xfs_ifree, releasing chunks that are entirely free, and the
+// stale-marking cluster free of xfs_ifree_cluster that runs when a chunk
+// becomes entirely free.
 package icluster
 
 import (
@@ -10,18 +14,6 @@ import (
 	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/ondisk"
 )
-
-// Tx is what the cluster free needs of a transaction (package journal's
-// Trans provides it).
-type Tx interface {
-	// GetBuf joins the buffer to the transaction without reading it,
-	// locked until the transaction ends.
-	GetBuf(daddr int64, nBB int, kind *ondisk.BlockKind) (*cache.Buf, error)
-	// Binval marks a joined buffer STALE and logs a buffer-cancel item
-	// for it: it is never written in place and recovery never replays an
-	// older copy of it.
-	Binval(b *cache.Buf)
-}
 
 // FreeClusters is the kernel's xfs_ifree_cluster for the chunk starting at
 // startino in AG agno, whose allocated inodes are alloc (a sparse chunk's
@@ -35,7 +27,7 @@ type Tx interface {
 // inodes' ILOCKs and flush locks are only tried, never waited for (the
 // lock order is ILOCK → buffers: a transaction holding an ILOCK may be
 // waiting for this buffer).
-func FreeClusters(tx Tx, ic *cache.InodeCache, g *ondisk.Geometry, agno, startino uint32, alloc uint64, held func(*cache.Inode) bool) error {
+func FreeClusters(tx FreeTx, ic *cache.InodeCache, g *ondisk.Geometry, agno, startino uint32, alloc uint64, held func(*cache.Inode) bool) error {
 	for _, cl := range g.ChunkClusters(agno, startino, alloc) {
 		if !cl.Allocated {
 			continue
@@ -46,22 +38,13 @@ func FreeClusters(tx Tx, ic *cache.InodeCache, g *ondisk.Geometry, agno, startin
 		}
 		for i := uint32(0); i < g.InodesPerCluster; i++ {
 			if undo := markStale(ic, g, bp, agno, cl.FirstAgino+i, held); undo != nil {
-				if c, ok := tx.(canceller); ok {
-					c.OnCancel(undo)
-				}
+				tx.OnCancel(undo) // the STALE marks of a cancelled free are taken back
 			}
 		}
 		tx.Binval(bp)
 	}
 	return nil
 }
-
-// canceller is a transaction that can undo in-memory state when it is
-// cancelled (journal.Transaction.OnCancel). The kernel never cancels a
-// dirty transaction (it shuts the filesystem down instead); xfsfree
-// cancels the one a corrupt block stops, and goes on with the others, so
-// the STALE marks of a cluster free that did not commit are taken back.
-type canceller interface{ OnCancel(func()) }
 
 // markStale is xfs_ifree_mark_inode_stale for one inode number. It returns
 // what undoes it if the transaction is cancelled (nil: nothing was done).
@@ -110,12 +93,12 @@ func markStale(ic *cache.InodeCache, g *ondisk.Geometry, bp *cache.Buf, agno, ag
 			// (the commit that dirtied it attached it): attach it once.
 			ip.MoveDirtyToLastFlushedLocked()
 			ip.UnlockFlags()
-			attached := !slices.Contains(bp.Items(), any(ip))
-			if attached {
+			attachNow := !slices.Contains(bp.Items(), any(ip))
+			if attachNow {
 				bp.Attach(ip)
 			}
 			undo = func() {
-				if attached {
+				if attachNow { // detach only what this free attached
 					bp.DetachItem(ip)
 				}
 				ip.LockFlags()

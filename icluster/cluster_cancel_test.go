@@ -59,7 +59,7 @@ func TestClusterFreeCancelled(t *testing.T) {
 	r := recs[0]
 	ic := cache.NewInodeCache(g.AGCount, 0)
 	mk := func(i uint32) *cache.Inode {
-		ip, _ := ic.Insert(cache.NewInode(g.Ino(0, r.StartIno+i), 0, r.StartIno+i, nil))
+		ip, _ := ic.Insert(cache.NewInode(g.Ino(0, r.StartIno+i), 0, r.StartIno+i))
 		ip.Rele()
 		return ip
 	}

@@ -15,14 +15,20 @@ import (
 	"github.com/xfsfree/xfsfree/xfs"
 )
 
-// testTx is a transaction reduced to what the cluster free needs: buffers
+// testTx is a transaction reduced to what the cluster free uses: buffers
 // got without reading and held locked until commit, and cancels. Commit
-// releases them, as the journal's commit does after the log write.
+// releases them, as the journal's commit does after the log write. The
+// rest of icluster.FreeTx is never called by FreeClusters (the embedded
+// nil interface would panic).
 type testTx struct {
+	icluster.FreeTx
 	c     *cache.Cache
 	bufs  []*cache.Buf
 	stale []*cache.Buf
 }
+
+// OnCancel forgets the undo: a testTx always commits.
+func (tx *testTx) OnCancel(func()) {}
 
 func (tx *testTx) GetBuf(daddr int64, nBB int, kind *ondisk.BlockKind) (*cache.Buf, error) {
 	b, err := tx.c.GetNoRead(daddr, nBB, kind)
@@ -105,7 +111,7 @@ func TestClusterFreeRace(t *testing.T) {
 			c.freed.Store(false)
 			for i := uint32(0); i < g.InodesPerCluster; i++ {
 				agino := c.FirstAgino + i
-				ip, _ := ic.Insert(cache.NewInode(g.Ino(c.agno, agino), c.agno, agino, nil))
+				ip, _ := ic.Insert(cache.NewInode(g.Ino(c.agno, agino), c.agno, agino))
 				if agino%3 == 0 {
 					ip.LogFields(1)
 				}

@@ -1,7 +1,6 @@
 package icluster
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -27,15 +26,29 @@ import (
 // yet; one that does only tries it (ErrILockBusy), as the cluster free
 // and the writeback only try ILOCKs under a buffer lock.
 
-// FreeTx is what freeing needs of a transaction (package journal's Trans
-// provides it). Buffers joined to it stay locked until it commits or is
-// cancelled; joining a buffer it already holds returns that buffer.
+// FreeTx is what freeing needs of a transaction, the only one package
+// icluster states (journal.Transaction provides it; the inode btrees and
+// free space it is handed to need a part of it: btree.Tx). Buffers joined
+// to it stay locked until it commits or is cancelled; joining a buffer it
+// already holds returns that buffer.
 type FreeTx interface {
-	Tx
 	// ReadBuf joins the buffer to the transaction, read and verified.
 	ReadBuf(daddr int64, nBB int, kind *ondisk.BlockKind, ctx ondisk.VerifyCtx) (*cache.Buf, error)
+	// GetBuf joins the buffer to the transaction without reading it,
+	// locked until the transaction ends.
+	GetBuf(daddr int64, nBB int, kind *ondisk.BlockKind) (*cache.Buf, error)
 	// LogRange logs bytes first..last (inclusive) of a joined buffer.
 	LogRange(b *cache.Buf, first, last int)
+	// Binval marks a joined buffer STALE and logs a buffer-cancel item
+	// for it: it is never written in place and recovery never replays an
+	// older copy of it.
+	Binval(b *cache.Buf)
+	// OnCancel registers what undoes, if the transaction is cancelled,
+	// in-memory state it changed outside its buffers (the cluster free's
+	// STALE marks). The kernel never cancels a dirty transaction (it
+	// shuts the filesystem down instead); xfsfree cancels the one a
+	// corrupt block stops and goes on with the others.
+	OnCancel(undo func())
 	// LogInode logs the inode at byte offset of a joined cluster buffer;
 	// its di_lsn and CRC are stamped at commit.
 	LogInode(b *cache.Buf, offset int)
@@ -77,7 +90,7 @@ func (a *AG) iget(tx FreeTx, agino uint32) (*cache.Inode, error) {
 	ino := a.G.Ino(a.Agno, agino)
 	ip, ok := a.Inodes.Grab(a.Agno, agino)
 	if !ok {
-		ip, _ = a.Inodes.Insert(cache.NewInode(ino, a.Agno, agino, nil))
+		ip, _ = a.Inodes.Insert(cache.NewInode(ino, a.Agno, agino))
 	}
 	if tx.Holds(ip) {
 		ip.Rele()
@@ -114,14 +127,6 @@ func (a *AG) igetPair(tx FreeTx, agino, prev uint32) (ip, pip *cache.Inode, err 
 		pip, err = a.iget(tx, prev)
 	}
 	return ip, pip, err
-}
-
-// setRaw gives an in-core inode its on-disk image when it has none (it was
-// just added to the cache). Its ILOCK is held.
-func setRaw(ip *cache.Inode, raw []byte) {
-	if ip != nil && ip.Raw == nil {
-		ip.Raw = append([]byte(nil), raw...)
-	}
 }
 
 // InodeBtrees changes one AG's inobt (fin false) and finobt (fin true) in
@@ -282,12 +287,6 @@ type Freed struct {
 	ChunkBlocks uint32 // blocks of the freed chunk
 }
 
-// agiField offsets (struct xfs_agi).
-const (
-	agiCountOff     = 16
-	agiFreecountOff = 28
-)
-
 // LockAGI joins AG agno's AGI to tx (the first lock a free takes).
 func LockAGI(tx FreeTx, g *ondisk.Geometry, agno uint32) (*cache.Buf, error) {
 	d := g.AGIDaddr(agno)
@@ -341,7 +340,6 @@ func (a *AG) Ifree(tx FreeTx, v *Victim, u Unlink) (*Freed, error) {
 	if err != nil {
 		return nil, &RefusedError{Ino: v.Ino, Reason: err.Error(), Err: err}
 	}
-	setRaw(ip, raw)
 	if err := CheckFreeable(g, d); err != nil {
 		return nil, &RefusedError{Ino: v.Ino, Reason: err.Error()}
 	}
@@ -470,8 +468,8 @@ func (a *AG) difree(tx FreeTx, agiBuf *cache.Buf, agino uint32) (ondisk.InobtRec
 	r.FreeCount++
 	chunkFree := r.Free == ondisk.InobtAllFree && !a.KeepChunks && g.InoPBlock <= ondisk.InodesPerChunk
 
-	count := binary.BigEndian.Uint32(agiBuf.Data[agiCountOff:])
-	free := binary.BigEndian.Uint32(agiBuf.Data[agiFreecountOff:])
+	count := uint32(ondisk.AGICount.Get(agiBuf.Data))
+	free := uint32(ondisk.AGIFreeCount.Get(agiBuf.Data))
 	if chunkFree {
 		// xfs_difree_inobt: ilen = ir_freecount (= ir_count); the freed
 		// inode was counted allocated, the others free.
@@ -483,15 +481,15 @@ func (a *AG) difree(tx FreeTx, agiBuf *cache.Buf, agino uint32) (ondisk.InobtRec
 		if err := a.Btrees.Delete(tx, false, r.StartIno); err != nil {
 			return r, false, err
 		}
-		binary.BigEndian.PutUint32(agiBuf.Data[agiCountOff:], count-ilen)
-		binary.BigEndian.PutUint32(agiBuf.Data[agiFreecountOff:], free-(ilen-1))
-		tx.LogRange(agiBuf, agiCountOff, agiFreecountOff+3)
+		ondisk.AGICount.Set(agiBuf.Data, uint64(count-ilen))
+		ondisk.AGIFreeCount.Set(agiBuf.Data, uint64(free-(ilen-1)))
+		ondisk.LogFields(tx, agiBuf, ondisk.AGICount|ondisk.AGIFreeCount)
 	} else {
 		if err := a.Btrees.Update(tx, false, r); err != nil {
 			return r, false, err
 		}
-		binary.BigEndian.PutUint32(agiBuf.Data[agiFreecountOff:], free+1)
-		tx.LogRange(agiBuf, agiFreecountOff, agiFreecountOff+3)
+		ondisk.AGIFreeCount.Set(agiBuf.Data, uint64(free+1))
+		ondisk.LogFields(tx, agiBuf, ondisk.AGIFreeCount)
 	}
 	if !g.HasFinobt {
 		return r, chunkFree, nil
@@ -575,8 +573,8 @@ func (a *AG) FreeEmptyChunk(tx FreeTx, startino uint32) (*Freed, error) {
 	if r.Free != ondisk.InobtAllFree || uint32(r.Count) != r.FreeCount {
 		return nil, refuse(fmt.Sprintf("not entirely free (ir_free %#x, ir_freecount %d of %d)", r.Free, r.FreeCount, r.Count), nil)
 	}
-	count := binary.BigEndian.Uint32(agiBuf.Data[agiCountOff:])
-	free := binary.BigEndian.Uint32(agiBuf.Data[agiFreecountOff:])
+	count := uint32(ondisk.AGICount.Get(agiBuf.Data))
+	free := uint32(ondisk.AGIFreeCount.Get(agiBuf.Data))
 	if count < r.FreeCount || free < r.FreeCount {
 		err := (ondisk.Where{AG: agno, Daddr: agiBuf.Daddr}).Corrupt("AGI", "agi_count/agi_freecount",
 			fmt.Sprintf("%d/%d", count, free), nil, fmt.Sprintf("too small to release a chunk of %d free inodes", r.FreeCount))
@@ -601,9 +599,9 @@ func (a *AG) FreeEmptyChunk(tx FreeTx, startino uint32) (*Freed, error) {
 			return nil, err
 		}
 	}
-	binary.BigEndian.PutUint32(agiBuf.Data[agiCountOff:], count-r.FreeCount)
-	binary.BigEndian.PutUint32(agiBuf.Data[agiFreecountOff:], free-r.FreeCount)
-	tx.LogRange(agiBuf, agiCountOff, agiFreecountOff+3)
+	ondisk.AGICount.Set(agiBuf.Data, uint64(count-r.FreeCount))
+	ondisk.AGIFreeCount.Set(agiBuf.Data, uint64(free-r.FreeCount))
+	ondisk.LogFields(tx, agiBuf, ondisk.AGICount|ondisk.AGIFreeCount)
 	out := &Freed{}
 	if err := a.releaseChunk(tx, r, out); err != nil {
 		return nil, err

@@ -28,7 +28,10 @@ type freeTx struct {
 	cancelled map[int64]bool
 	ranges    map[int64][][2]int
 	joined_   []*cache.Inode
+	undo      []func() // what a cancel would run (the tests commit)
 }
+
+func (tx *freeTx) OnCancel(fn func()) { tx.undo = append(tx.undo, fn) }
 
 func (tx *freeTx) IJoin(ip *cache.Inode) { tx.joined_ = append(tx.joined_, ip) }
 

@@ -80,7 +80,6 @@ func (a *AG) TruncateStep(tx FreeTx, v *Victim, maxExtents int) (freed int, bloc
 	if err != nil {
 		return 0, 0, 0, refuse(err)
 	}
-	setRaw(ip, raw)
 	if err := CheckFreeable(g, d); err != nil {
 		return 0, 0, 0, &RefusedError{Ino: v.Ino, Reason: err.Error()}
 	}

@@ -1,7 +1,6 @@
 package icluster
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/xfsfree/xfsfree/cache"
@@ -31,7 +30,7 @@ type Unlink struct {
 // is corruption.
 func unlinkCheck(tx FreeTx, g *ondisk.Geometry, agiBuf *cache.Buf, agno, agino, next uint32, u Unlink) (*cache.Buf, error) {
 	bucket := int(agino % ondisk.AGIUnlinkedBuckets)
-	head := binary.BigEndian.Uint32(agiBuf.Data[ondisk.AGIUnlinkedOffset(bucket):])
+	head := uint32(ondisk.AGIBucket(bucket).Uint(agiBuf.Data))
 	where := ondisk.Where{AG: agno, Daddr: agiBuf.Daddr}
 	field := fmt.Sprintf("agi_unlinked[%d]", bucket)
 	ino := g.Ino(agno, agino)
@@ -69,14 +68,13 @@ func unlinkCheck(tx FreeTx, g *ondisk.Geometry, agiBuf *cache.Buf, agno, agino, 
 // happen here, as the predecessor is an allocated inode of its chunk.
 func unlinkApply(tx FreeTx, g *ondisk.Geometry, agiBuf *cache.Buf, agino, next uint32, u Unlink, prevBuf *cache.Buf, pip *cache.Inode) {
 	if u.Prev == ondisk.NullAgino {
-		off := ondisk.AGIUnlinkedOffset(int(agino % ondisk.AGIUnlinkedBuckets))
-		binary.BigEndian.PutUint32(agiBuf.Data[off:], next)
-		tx.LogRange(agiBuf, off, off+3)
+		f := ondisk.AGIBucket(int(agino % ondisk.AGIUnlinkedBuckets))
+		f.PutUint(agiBuf.Data, uint64(next))
+		ondisk.LogField(tx, agiBuf, f)
 		return
 	}
 	off := u.PrevLoc.Offset
 	praw := prevBuf.Data[off : off+int(g.InodeSize)]
-	setRaw(pip, praw)
 	ondisk.SetDinodeNextUnlinked(praw, next)
 	logInode(tx, prevBuf, off, pip)
 }

@@ -172,7 +172,7 @@ func TestReorder(t *testing.T) {
 	c1, c2 := buf(ondisk.BlfCancel, 1), buf(ondisk.BlfCancel, 2)
 	r1, r2 := buf(0, 3), buf(0, 4)
 	i1, i2 := buf(ondisk.BlfInodeBuf, 5), buf(ondisk.BlfInodeBuf, 6)
-	tr := &Trans{Items: []*Item{ino, c1, r1, i1, icr, c2, r2, i2, {}}}
+	tr := &RecoveredTrans{Items: []*Item{ino, c1, r1, i1, icr, c2, r2, i2, {}}}
 	got := reorder(tr)
 	want := []*Item{r1, icr, r2, ino, i2, i1, c2, c1}
 	if len(got) != len(want) {
@@ -206,7 +206,7 @@ func TestBmbtToBmdr(t *testing.T) {
 		binary.BigEndian.PutUint64(src[ondisk.LongBlockHdrLen+4*8+8*i:], uint64(5000+i))
 	}
 	dst := make([]byte, 76) // a data fork of 76 bytes: bmdr maxrecs 4
-	if err := bmbtToBmdr(src, dst); err != nil {
+	if err := ondisk.BmbtToBmdr(src, dst); err != nil {
 		t.Fatal(err)
 	}
 	r, err := ondisk.DecodeBmdr(dst)
@@ -222,7 +222,7 @@ func TestBmbtToBmdr(t *testing.T) {
 		}
 	}
 	binary.BigEndian.PutUint16(src[6:], 9)
-	if err := bmbtToBmdr(src, dst); err == nil {
+	if err := ondisk.BmbtToBmdr(src, dst); err == nil {
 		t.Errorf("a root with more records than fit was converted")
 	}
 }

@@ -282,7 +282,7 @@ func (s *Session) formatLocked(ctx *cilCtx, tid uint32, start ondisk.LSN) []txOp
 		ops = append(ops, txOp{data: fb})
 		img := slices.Clone(it.shadow)
 		if it.kind != nil && it.kind.LSNOff >= 0 {
-			putBE64(img[it.kind.LSNOff:], uint64(start))
+			ondisk.PutLSN(img[it.kind.LSNOff:], start)
 		}
 		for _, off := range it.inodes {
 			ondisk.SetDinodeLSN(img[off:off+isz], uint64(start))
@@ -501,10 +501,4 @@ func (s *Session) headLSNLocked() ondisk.LSN {
 // freeRawLocked is the log space from the head to the tail, in BBs.
 func (s *Session) freeRawLocked() int64 {
 	return s.w.g.freeAt(s.head.block, s.head.cycle, s.tailLocked())
-}
-
-func putBE64(b []byte, v uint64) {
-	_ = b[7]
-	b[0], b[1], b[2], b[3] = byte(v>>56), byte(v>>48), byte(v>>40), byte(v>>32)
-	b[4], b[5], b[6], b[7] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
 }

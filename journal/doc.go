@@ -10,5 +10,6 @@
 // inode-create items with v5 LSN ordering (recover.go, replay_*.go).
 //
 // Block numbers in this package are log-relative BBs (512 bytes) unless a
-// name says daddr. The on-disk structures themselves live in ondisk/log.go.
+// name says daddr. The on-disk structures themselves live in ondisk/log_*.go
+// (and intents.go).
 package journal

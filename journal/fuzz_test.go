@@ -45,7 +45,7 @@ func FuzzOps(f *testing.F) {
 					end = o.Offset + ondisk.LogOpHeaderSize + len(o.Data)
 				}
 			}
-			if err := asm.Add(r, func(tr *Trans) error {
+			if err := asm.Add(r, func(tr *RecoveredTrans) error {
 				for _, it := range tr.Items {
 					if it.Total != 0 && len(it.Regions) > it.Total {
 						t.Fatalf("item with %d regions of %d", len(it.Regions), it.Total)
@@ -88,7 +88,7 @@ func FuzzFindTail(f *testing.F) {
 		}
 		_ = st.String()
 		if !st.Clean {
-			_, _ = l.Transactions(st.Head, st.Tail, func(*Trans) error { return nil })
+			_, _ = l.Transactions(st.Head, st.Tail, func(*RecoveredTrans) error { return nil })
 		}
 	})
 }

@@ -412,7 +412,8 @@ func (l *Log) checkUnmountRec(s *State, h *ondisk.LogRecHeader, rblk int64) erro
 	if err != nil {
 		return err
 	}
-	if b[9]&ondisk.OpUnmountTrans != 0 {
+	// The op header's first word is cycle-stamped; its flags are not.
+	if oh, err := ondisk.DecodeLogOpHeader(b); err == nil && oh.Flags&ondisk.OpUnmountTrans != 0 {
 		s.TailLSN = ondisk.MakeLSN(s.HeadCycle, uint32(after))
 		s.Tail = after
 		s.Unmounted = true

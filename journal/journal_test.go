@@ -168,8 +168,8 @@ func checkTransactions(t *testing.T, l *Log, st *State, out string) (nTrans, nIt
 	if err != nil {
 		t.Fatalf("Records: %v", err)
 	}
-	var got []*Trans
-	open, err := l.Transactions(st.Head, st.Tail, func(tr *Trans) error {
+	var got []*RecoveredTrans
+	open, err := l.Transactions(st.Head, st.Tail, func(tr *RecoveredTrans) error {
 		got = append(got, tr)
 		return nil
 	})

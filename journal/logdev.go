@@ -206,7 +206,7 @@ func (l *Log) isHeader(blk int64) (bool, []byte, error) {
 	if err != nil {
 		return false, nil, err
 	}
-	return len(b) >= 4 && uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3]) == ondisk.LogHeaderMagic, b, nil
+	return ondisk.IsLogRecHeader(b), b, nil
 }
 
 // corrupt builds a CorruptError located at log block blk.

@@ -59,9 +59,11 @@ type Item struct {
 // Name is the kernel's name of the item type.
 func (it *Item) Name() string { return ondisk.LogItemName(it.Type) }
 
-// Trans is a transaction reassembled from op headers by tid
-// (struct xlog_recover). This struct does not represent an on-disk struct.
-type Trans struct {
+// RecoveredTrans is a transaction read back from the log, reassembled from
+// op headers by tid (struct xlog_recover); a transaction being written is
+// a Transaction (trans.go). This struct does not represent an on-disk
+// struct.
+type RecoveredTrans struct {
 	Tid    uint32
 	LSN    ondisk.LSN // r_lsn: h_lsn of the record holding START (the replay LSN)
 	Header ondisk.TransHeader
@@ -81,18 +83,18 @@ type Trans struct {
 // drops it. It is not safe for concurrent use.
 type Assembler struct {
 	g    Geometry
-	open map[uint32]*Trans
+	open map[uint32]*RecoveredTrans
 }
 
 // NewAssembler returns an assembler for a log of geometry g (its uuid is
 // checked against every record, as xlog_header_check_recover does).
 func NewAssembler(g Geometry) *Assembler {
-	return &Assembler{g: g, open: map[uint32]*Trans{}}
+	return &Assembler{g: g, open: map[uint32]*RecoveredTrans{}}
 }
 
 // Open lists the transactions started and not committed, by tid.
-func (a *Assembler) Open() []*Trans {
-	out := make([]*Trans, 0, len(a.open))
+func (a *Assembler) Open() []*RecoveredTrans {
+	out := make([]*RecoveredTrans, 0, len(a.open))
 	for _, t := range a.open {
 		out = append(out, t)
 	}
@@ -102,7 +104,7 @@ func (a *Assembler) Open() []*Trans {
 
 // Add feeds one record; commit is called for each transaction whose COMMIT
 // op it holds, in op order. Its error stops processing and is returned.
-func (a *Assembler) Add(r *Record, commit func(*Trans) error) error {
+func (a *Assembler) Add(r *Record, commit func(*RecoveredTrans) error) error {
 	if r.Header.Fmt != ondisk.LogFmtLinuxLE {
 		return recCorrupt(r, 0, "log record header", "h_fmt", r.Header.Fmt, uint32(ondisk.LogFmtLinuxLE), "dirty log written in an incompatible format")
 	}
@@ -118,7 +120,7 @@ func (a *Assembler) Add(r *Record, commit func(*Trans) error) error {
 		t := a.open[oh.Tid]
 		if t == nil {
 			if oh.Flags&ondisk.OpStartTrans != 0 {
-				a.open[oh.Tid] = &Trans{Tid: oh.Tid, LSN: r.Header.LSN}
+				a.open[oh.Tid] = &RecoveredTrans{Tid: oh.Tid, LSN: r.Header.LSN}
 			}
 			continue
 		}
@@ -153,12 +155,12 @@ func (a *Assembler) Add(r *Record, commit func(*Trans) error) error {
 }
 
 // addToTrans is xlog_recover_add_to_trans: the start of a new region.
-func (a *Assembler) addToTrans(t *Trans, dp []byte) error {
+func (a *Assembler) addToTrans(t *RecoveredTrans, dp []byte) error {
 	if len(dp) == 0 {
 		return nil
 	}
 	if len(t.Items) == 0 {
-		if len(dp) < 4 || uint32(dp[0])|uint32(dp[1])<<8|uint32(dp[2])<<16|uint32(dp[3])<<24 != ondisk.TransHeaderMagic {
+		if !ondisk.HasTransHeaderMagic(dp) {
 			return fmt.Errorf("bad transaction header magic")
 		}
 		if len(dp) > ondisk.TransHeaderSize {
@@ -197,7 +199,7 @@ func (a *Assembler) addToTrans(t *Trans, dp []byte) error {
 
 // addToContTrans is xlog_recover_add_to_cont_trans: the rest of a region
 // split across records.
-func (a *Assembler) addToContTrans(t *Trans, dp []byte) error {
+func (a *Assembler) addToContTrans(t *RecoveredTrans, dp []byte) error {
 	if len(t.Items) == 0 {
 		if len(dp) > ondisk.TransHeaderSize {
 			return fmt.Errorf("bad continued transaction header length %d", len(dp))
@@ -223,7 +225,7 @@ func (a *Assembler) addToContTrans(t *Trans, dp []byte) error {
 // committed transaction, in commit order. A record whose CRC does not match
 // stops the walk with an error, as recovery passes do on v5 filesystems.
 // It returns the transactions left open at the head.
-func (l *Log) Transactions(head, tail int64, fn func(*Trans) error) ([]*Trans, error) {
+func (l *Log) Transactions(head, tail int64, fn func(*RecoveredTrans) error) ([]*RecoveredTrans, error) {
 	a := NewAssembler(l.G)
 	err := l.Records(head, tail, func(r *Record) error {
 		if !r.CRCOK {

@@ -28,11 +28,6 @@ type Record struct {
 	CRCOK                  bool
 }
 
-// Next is the block of the record that follows this one.
-func (r *Record) Next(logBBs int64) int64 {
-	return (r.Block + int64(r.HBlks) + int64(r.Header.DataBBs())) % logBBs
-}
-
 // RecordError is a record that cannot be walked: a missing or malformed
 // header where one must be. Block is where the record was expected (the
 // kernel's first_bad).

@@ -5,10 +5,12 @@ package journal
 // table; pass 2 walks it again and replays every committed transaction in
 // log order, its items reordered as xlog_recover_reorder_trans does. The
 // item kinds replayed are buffers (replay_buf.go), inodes
-// (replay_inode.go) and inode creates (replay_icreate.go); a log holding
-// any other item (intents and their done items, dquots, quotaoff) is
-// refused before anything is written, because replaying it means running
-// the deferred work the kernel finishes at mount.
+// (replay_inode.go) and inode creates (replay_icreate.go); intents and
+// their done items are matched (replay_intents.go), and intents left
+// pending — deferred work the kernel finishes at mount — make recovery
+// refuse the log, naming them, before anything is written. A log holding
+// any other item (dquots, quotaoff, fork owner changes) is refused by pass
+// 1, before anything is written.
 //
 // Replay goes into an in-memory overlay of the device (the kernel's buffer
 // cache and delayed-write list); nothing reaches the device until the whole
@@ -38,6 +40,13 @@ type RecoverOptions struct {
 	// has begun recovery finishes (it is short, and a dirty log stays
 	// replayable until its unmount record).
 	Stop <-chan struct{}
+	// KeepPending, with intents pending after the replay, writes the
+	// replayed metadata but neither refuses nor closes the log: the
+	// report lists the intents (PendingIntents) and LeftDirty is set; the
+	// caller finishes them in a session that continues the log
+	// (ContinueWriter, Session.HoldTail at their oldest LSN) and closes
+	// it. Without it such a log is refused (PendingIntentsError).
+	KeepPending bool
 }
 
 // ErrInterrupted is returned by Recover when Stop was closed before it
@@ -85,6 +94,10 @@ type RecoverReport struct {
 	IntentsLogged    int `json:"intents_logged"`
 	IntentsCancelled int `json:"intents_cancelled"`
 	DoneUnmatched    int `json:"done_items_unmatched"`
+	// LeftDirty: the replay was written but the log left dirty, its
+	// pending intents to be finished by the caller (KeepPending).
+	LeftDirty bool `json:"left_dirty,omitempty"`
+
 	// PendingIntents lists, in log order, the intents no done item
 	// finished: the work the kernel's mount would finish after the replay.
 	// Recover refuses a log that has any (PendingIntentsError).
@@ -203,12 +216,16 @@ func Recover(dev WriteDev, g *ondisk.Geometry, lg Geometry, st *State, opts Reco
 	if err != nil {
 		return nil, err
 	}
+	pending := false
 	if err := r.checkIntents(rg); err != nil {
 		var pe *PendingIntentsError
-		if errors.As(err, &pe) {
+		if !errors.As(err, &pe) {
+			return nil, err
+		}
+		if !opts.KeepPending {
 			return rep, err
 		}
-		return nil, err
+		pending = true
 	}
 	if opts.DryRun {
 		rep.Written, rep.WrittenBytes = r.ov.stats()
@@ -231,6 +248,12 @@ func Recover(dev WriteDev, g *ondisk.Geometry, lg Geometry, st *State, opts Reco
 	}
 	if err := dev.Sync(); err != nil {
 		return rep, err
+	}
+	if pending {
+		// The intents are the caller's to finish, in a session that
+		// continues this log: it stays dirty until then.
+		rep.LeftDirty = true
+		return rep, nil
 	}
 	// Close the log at the head recovery stopped at, as the kernel's next
 	// unmount would: clear the blocks ahead of the head first (the kernel
@@ -293,7 +316,7 @@ func (r *recovery) pass1(st *State) error {
 	if err != nil {
 		return fmt.Errorf("journal: recovery pass 1: %w", err)
 	}
-	open, err := r.l.Transactions(st.Head, st.Tail, func(t *Trans) error {
+	open, err := r.l.Transactions(st.Head, st.Tail, func(t *RecoveredTrans) error {
 		r.rep.Transactions++
 		for _, it := range t.Items {
 			if len(it.Regions) == 0 {
@@ -343,7 +366,7 @@ func (r *recovery) pass1(st *State) error {
 
 // pass2 is XLOG_RECOVER_PASS2: replay each committed transaction.
 func (r *recovery) pass2(st *State) error {
-	_, err := r.l.Transactions(st.Head, st.Tail, func(t *Trans) error {
+	_, err := r.l.Transactions(st.Head, st.Tail, func(t *RecoveredTrans) error {
 		for _, it := range reorder(t) {
 			var err error
 			switch it.Type {
@@ -374,7 +397,7 @@ func (r *recovery) pass2(st *State) error {
 // initialise buffers) first, then the other items, then INODE_BUF buffers,
 // then cancels. Within the first two lists log order is kept; the kernel
 // prepends to the last two, so they run in reverse log order.
-func reorder(t *Trans) []*Item {
+func reorder(t *RecoveredTrans) []*Item {
 	var bufs, items, inodeBufs, cancels []*Item
 	for _, it := range t.Items {
 		if len(it.Regions) == 0 {
@@ -419,7 +442,7 @@ func (r *recovery) putCancelled(blkno int64, n int) {
 	}
 }
 
-func transCorrupt(t *Trans, it *Item, field string, found, want any, msg string) error {
+func transCorrupt(t *RecoveredTrans, it *Item, field string, found, want any, msg string) error {
 	return &ondisk.CorruptError{AG: ondisk.NoAG, Daddr: -1, Struct: it.Name(), Field: field, Found: found, Want: want,
 		Msg: fmt.Sprintf("%s (transaction %#x, lsn %v)", msg, t.Tid, t.LSN)}
 }

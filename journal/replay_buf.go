@@ -15,29 +15,10 @@ import (
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
-// Magic numbers of v5 blocks the ondisk kind table does not cover
-// (xfs_format.h, xfs_da_format.h), for the LSN and write-verifier tables.
-const (
-	magicSymlink  = 0x58534c4d // XFS_SYMLINK_MAGIC "XSLM"
-	magicDir3Blk  = 0x58444233 // XFS_DIR3_BLOCK_MAGIC "XDB3"
-	magicDir3Data = 0x58444433 // XFS_DIR3_DATA_MAGIC "XDD3"
-	magicDir3Free = 0x58444633 // XFS_DIR3_FREE_MAGIC "XDF3"
-	magicAttr3Rmt = 0x5841524d // XFS_ATTR3_RMT_MAGIC "XARM"
-	magicDir3Lf1  = 0x3df1     // XFS_DIR3_LEAF1_MAGIC (da3 blkinfo, 16 bits at offset 8)
-	magicDir3LfN  = 0x3dff     // XFS_DIR3_LEAFN_MAGIC
-	magicDA3Node  = 0x3ebe     // XFS_DA3_NODE_MAGIC
-	magicAttr3Lf  = 0x3bee     // XFS_ATTR3_LEAF_MAGIC
-	magicDquot    = 0x4451     // XFS_DQUOT_MAGIC "DQ"
-)
-
-// lsnField says where a block keeps its LSN and the uuid that says the
-// LSN belongs to this filesystem.
-type lsnField struct{ lsn, uuid int }
-
 // bufLSN is xlog_recover_get_buf_lsn: the LSN of the block b as on disk,
-// found by its magic, or -1 when the block must be replayed regardless
-// (unknown contents, inode and dquot buffers, remote attribute blocks, a
-// uuid of another filesystem).
+// found by its magic (ondisk.BufLSNFields), or -1 when the block must be
+// replayed regardless (unknown contents, inode and dquot buffers, remote
+// attribute blocks, a uuid of another filesystem).
 func (r *recovery) bufLSN(b []byte, blft uint16) int64 {
 	if len(b) < 64 {
 		return -1
@@ -45,45 +26,15 @@ func (r *recovery) bufLSN(b []byte, blft uint16) int64 {
 	if blft == ondisk.BlftRTBitmap || blft == ondisk.BlftRTSummary {
 		return -1 // no magic before rtgroups
 	}
-	var f lsnField
-	switch be32(b) {
-	case ondisk.BnobtMagic, ondisk.CntbtMagic, ondisk.RmapbtMagic, ondisk.RefcbtMagic, ondisk.FinobtMagic, ondisk.InobtMagic:
-		f = lsnField{ondisk.ShortBlockLSNOff, 32}
-	case ondisk.BmbtMagic:
-		f = lsnField{ondisk.LongBlockLSNOff, 40}
-	case ondisk.AGFMagic:
-		f = lsnField{ondisk.AGFLSNOff, 64}
-	case ondisk.AGFLMagic:
-		f = lsnField{ondisk.AGFLLSNOff, 8}
-	case ondisk.AGIMagic:
-		f = lsnField{ondisk.AGILSNOff, 296}
-	case magicSymlink:
-		f = lsnField{48, 16}
-	case magicDir3Blk, magicDir3Data, magicDir3Free:
-		f = lsnField{16, 24}
-	case magicAttr3Rmt:
-		return -1 // written synchronously, never logged with a valid LSN
-	case ondisk.SBMagic:
-		f = lsnField{240, 32}
-		if r.sb.HasMetaUUID() {
-			f.uuid = 248
-		}
-	default:
-		switch be16(b[8:]) {
-		case magicDir3Lf1, magicDir3LfN, magicDA3Node, magicAttr3Lf:
-			f = lsnField{24, 32}
-		default:
-			return -1 // inode, dquot or unknown contents: replay
-		}
-	}
-	if f.lsn+8 > len(b) || f.uuid+16 > len(b) {
+	lsn, uuid, ok := ondisk.BufLSNFields(b, r.sb.HasMetaUUID())
+	if !ok || lsn.End() > len(b) || uuid.End() > len(b) {
 		return -1
 	}
 	meta := r.sb.BlockUUID()
-	if !bytes.Equal(b[f.uuid:f.uuid+16], meta[:]) {
+	if !bytes.Equal(uuid.Bytes(b), meta[:]) {
 		return -1 // stale block of another filesystem: replay over it
 	}
-	return int64(binary.BigEndian.Uint64(b[f.lsn:]))
+	return int64(lsn.Uint(b))
 }
 
 // stamper is the write verifier recovery attaches to a replayed buffer
@@ -111,8 +62,8 @@ func crcStamp(lsnOff, crcOff int) stamper {
 func (r *recovery) verifierFor(blft uint16, b []byte) (stamper, string) {
 	m32, m16 := be32(b), be16(b)
 	mda := uint16(0)
-	if len(b) >= 10 {
-		mda = be16(b[8:])
+	if len(b) >= ondisk.DA3MagicOff+2 {
+		mda = be16(b[ondisk.DA3MagicOff:])
 	}
 	bad := func(what string) (stamper, string) { return nil, "Bad " + what + " magic" }
 	kind := func(want uint16) (stamper, string) {
@@ -131,34 +82,34 @@ func (r *recovery) verifierFor(blft uint16, b []byte) (stamper, string) {
 		}
 		return nil, "" // xfs_inode_buf_ops: inodes carry their own CRCs
 	case ondisk.BlftSymlink:
-		if m32 != magicSymlink {
+		if m32 != ondisk.SymlinkMagic {
 			return bad("symlink block")
 		}
-		return crcStamp(48, 12), ""
+		return crcStamp(ondisk.SymlinkLSNOff, ondisk.SymlinkCrcOff), ""
 	case ondisk.BlftDirBlock:
-		if m32 != magicDir3Blk {
+		if m32 != ondisk.Dir3BlockMagic {
 			return bad("dir block")
 		}
-		return crcStamp(16, 4), ""
+		return crcStamp(ondisk.Dir3BlkHdrLSNOff, ondisk.Dir3BlkHdrCrcOff), ""
 	case ondisk.BlftDirData:
-		if m32 != magicDir3Data {
+		if m32 != ondisk.Dir3DataMagic {
 			return bad("dir data")
 		}
-		return crcStamp(16, 4), ""
+		return crcStamp(ondisk.Dir3BlkHdrLSNOff, ondisk.Dir3BlkHdrCrcOff), ""
 	case ondisk.BlftDirFree:
-		if m32 != magicDir3Free {
+		if m32 != ondisk.Dir3FreeMagic {
 			return bad("dir3 free")
 		}
-		return crcStamp(16, 4), ""
+		return crcStamp(ondisk.Dir3BlkHdrLSNOff, ondisk.Dir3BlkHdrCrcOff), ""
 	case ondisk.BlftDirLeaf1, ondisk.BlftDirLeafN, ondisk.BlftDANode, ondisk.BlftAttrLeaf:
-		want := map[uint16]uint16{ondisk.BlftDirLeaf1: magicDir3Lf1, ondisk.BlftDirLeafN: magicDir3LfN,
-			ondisk.BlftDANode: magicDA3Node, ondisk.BlftAttrLeaf: magicAttr3Lf}[blft]
+		want := map[uint16]uint16{ondisk.BlftDirLeaf1: ondisk.Dir3Leaf1Magic, ondisk.BlftDirLeafN: ondisk.Dir3LeafNMagic,
+			ondisk.BlftDANode: ondisk.DA3NodeMagic, ondisk.BlftAttrLeaf: ondisk.Attr3LeafMagic}[blft]
 		if mda != want {
 			return bad(blftName(blft))
 		}
-		return crcStamp(24, 12), ""
+		return crcStamp(ondisk.DA3LSNOff, ondisk.DA3CrcOff), ""
 	case ondisk.BlftAttrRmt:
-		if m32 != magicAttr3Rmt {
+		if m32 != ondisk.Attr3RmtMagic {
 			return bad("attr remote")
 		}
 		// xfs_attr3_rmt_write_verify: a CRC per filesystem block, the
@@ -166,7 +117,7 @@ func (r *recovery) verifierFor(blft uint16, b []byte) (stamper, string) {
 		bs := int(r.sb.BlockSize)
 		return func(b []byte, _ uint64) {
 			for off := 0; off+bs <= len(b); off += bs {
-				ondisk.UpdateCksum(b[off:off+bs], 12)
+				ondisk.UpdateCksum(b[off:off+bs], ondisk.Attr3RmtCrcOff)
 			}
 		}, ""
 	case ondisk.BlftRTBitmap, ondisk.BlftRTSummary:
@@ -201,7 +152,7 @@ func be16(b []byte) uint16 {
 
 // decodeBufItem decodes and checks a buffer item's format region
 // (xfs_buf_log_check_iovec and the checks replay relies on).
-func decodeBufItem(t *Trans, it *Item) (*ondisk.BufLogFormat, error) {
+func decodeBufItem(t *RecoveredTrans, it *Item) (*ondisk.BufLogFormat, error) {
 	f, err := ondisk.DecodeBufLogFormat(it.Regions[0])
 	if err != nil {
 		return nil, fmt.Errorf("%w (transaction %#x, lsn %v)", err, t.Tid, t.LSN)
@@ -216,7 +167,7 @@ func decodeBufItem(t *Trans, it *Item) (*ondisk.BufLogFormat, error) {
 }
 
 // replayBuf is xlog_recover_buf_commit_pass2.
-func (r *recovery) replayBuf(t *Trans, it *Item) error {
+func (r *recovery) replayBuf(t *RecoveredTrans, it *Item) error {
 	f, err := decodeBufItem(t, it)
 	if err != nil {
 		return err
@@ -281,7 +232,7 @@ func (r *recovery) replayBuf(t *Trans, it *Item) error {
 // the block at its run of dirty chunks. A region shorter than its run
 // (a run split at a page boundary when it was logged) covers only its own
 // length; the next region continues the run.
-func doRegBuffer(t *Trans, it *Item, f *ondisk.BufLogFormat, b []byte) error {
+func doRegBuffer(t *RecoveredTrans, it *Item, f *ondisk.BufLogFormat, b []byte) error {
 	i := 1
 	bit, end := 0, int(min(f.MapSize, uint32(len(f.DataMap))))*32
 	for {
@@ -328,7 +279,7 @@ func nextBit(f *ondisk.BufLogFormat, bit, end int) int {
 // doInodeBuffer is xlog_recover_do_inode_buffer: from an INODE_BUF item
 // only the di_next_unlinked fields inside logged regions are replayed,
 // each inode's CRC recomputed after.
-func (r *recovery) doInodeBuffer(t *Trans, it *Item, f *ondisk.BufLogFormat, b []byte) error {
+func (r *recovery) doInodeBuffer(t *RecoveredTrans, it *Item, f *ondisk.BufLogFormat, b []byte) error {
 	isz := int(r.sb.InodeSize)
 	end := int(min(f.MapSize, uint32(len(f.DataMap)))) * 32
 	idx, bit, nbits := 0, 0, 0

@@ -8,14 +8,13 @@ package journal
 // unless one of them is cancelled later in the log.
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
 // replayIcreate is xlog_recover_icreate_commit_pass2.
-func (r *recovery) replayIcreate(t *Trans, it *Item) error {
+func (r *recovery) replayIcreate(t *RecoveredTrans, it *Item) error {
 	c, err := ondisk.DecodeIcreateLog(it.Regions[0])
 	if err != nil {
 		return fmt.Errorf("%w (transaction %#x, lsn %v)", err, t.Tid, t.LSN)
@@ -31,7 +30,7 @@ func (r *recovery) replayIcreate(t *Trans, it *Item) error {
 		return bad("icl_size", c.Size, 1)
 	case c.AG >= r.sb.AGCount:
 		return bad("icl_ag", c.AG, nil)
-	case c.AGBno == 0 || c.AGBno == 0xffffffff /* NULLAGBLOCK */ || c.AGBno >= r.sb.AGBlocks:
+	case c.AGBno == 0 || c.AGBno == ondisk.NullAgbno || c.AGBno >= r.sb.AGBlocks:
 		return bad("icl_agbno", c.AGBno, nil)
 	case c.ISize != uint32(r.sb.InodeSize):
 		return bad("icl_isize", c.ISize, r.sb.InodeSize)
@@ -68,13 +67,13 @@ func (r *recovery) replayIcreate(t *Trans, it *Item) error {
 		b := make([]byte, bbPerCluster*ondisk.BBSize)
 		for i := 0; i < int(g.InodesPerCluster); i++ {
 			dip := b[i*isz : (i+1)*isz]
-			binary.BigEndian.PutUint16(dip[0:], ondisk.DinodeMagic)
-			dip[4] = ondisk.DinodeVersion3
-			binary.BigEndian.PutUint32(dip[92:], c.Gen)
-			binary.BigEndian.PutUint32(dip[ondisk.DinodeNextUnlinkedOff:], ondisk.NullAgino)
-			binary.BigEndian.PutUint64(dip[152:], ino)
+			ondisk.DiMagic.Set(dip, ondisk.DinodeMagic)
+			ondisk.DiVersion.Set(dip, ondisk.DinodeVersion3)
+			ondisk.DiGen.Set(dip, uint64(c.Gen))
+			ondisk.DiNextUnlinked.Set(dip, ondisk.NullAgino)
+			ondisk.DiIno.Set(dip, ino)
 			ino++
-			copy(dip[160:176], uuid[:])
+			copy(ondisk.DiUUID.Field().Bytes(dip), uuid[:])
 			ondisk.DinodeCalcCRC(dip)
 		}
 		r.ov.write(d, b)

@@ -9,13 +9,12 @@ package journal
 // result verified (xfs_dinode_verify).
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
-func decodeInodeItem(t *Trans, it *Item) (*ondisk.InodeLogFormat, error) {
+func decodeInodeItem(t *RecoveredTrans, it *Item) (*ondisk.InodeLogFormat, error) {
 	f, err := ondisk.DecodeInodeLogFormat(it.Regions[0])
 	if err != nil {
 		return nil, fmt.Errorf("%w (transaction %#x, lsn %v)", err, t.Tid, t.LSN)
@@ -27,7 +26,7 @@ func decodeInodeItem(t *Trans, it *Item) (*ondisk.InodeLogFormat, error) {
 }
 
 // replayInode is xlog_recover_inode_commit_pass2.
-func (r *recovery) replayInode(t *Trans, it *Item) error {
+func (r *recovery) replayInode(t *RecoveredTrans, it *Item) error {
 	in, err := decodeInodeItem(t, it)
 	if err != nil {
 		return err
@@ -56,8 +55,8 @@ func (r *recovery) replayInode(t *Trans, it *Item) error {
 		return bad("ilf_boffset", in.Boffset, nil, fmt.Sprintf("outside its %d-byte cluster buffer", len(b)))
 	}
 	dip := b[in.Boffset : int(in.Boffset)+isz]
-	if be16(dip) != ondisk.DinodeMagic {
-		return bad("di_magic", be16(dip), uint16(ondisk.DinodeMagic), "bad inode magic number in the cluster buffer")
+	if m := uint16(ondisk.DiMagic.Get(dip)); m != ondisk.DinodeMagic {
+		return bad("di_magic", m, uint16(ondisk.DinodeMagic), "bad inode magic number in the cluster buffer")
 	}
 	ld, err := ondisk.DecodeLogDinode(it.Regions[1])
 	if err != nil {
@@ -68,8 +67,8 @@ func (r *recovery) replayInode(t *Trans, it *Item) error {
 	}
 	// The on-disk inode is newer than this change: skip (strictly newer:
 	// several checkpoints can share a start LSN).
-	if dip[4] >= 3 {
-		lsn := int64(binary.BigEndian.Uint64(dip[112:]))
+	if ondisk.DiVersion.Get(dip) >= 3 {
+		lsn := int64(ondisk.DiLsn.Get(dip))
 		if lsn != 0 && lsn != -1 && ondisk.CompareLSN(ondisk.LSN(lsn), t.LSN) > 0 {
 			r.rep.InodesSkippedLSN++
 			return nil
@@ -78,15 +77,15 @@ func (r *recovery) replayInode(t *Trans, it *Item) error {
 	if err := checkLogDinode(r, ld, len(it.Regions[1])); err != nil {
 		return bad(err.field, err.found, err.want, err.msg)
 	}
-	logDinodeToDisk(ld, dip, uint64(t.LSN))
+	ld.ToDisk(dip, uint64(t.LSN))
 
 	fields := in.Fields
 	if fields&ondisk.ILogDev != 0 {
-		binary.BigEndian.PutUint32(dip[ondisk.DinodeCoreSize:], in.Rdev())
+		ondisk.PutDinodeRdev(dip, in.Rdev())
 	}
 	litino := isz - ondisk.DinodeCoreSize
 	dsize, asize := litino, 0
-	if fo := int(dip[82]) << 3; fo != 0 {
+	if fo := int(ondisk.DiForkoff.Get(dip)) << 3; fo != 0 {
 		dsize, asize = fo, litino-fo
 	}
 	if in.Size > 2 {
@@ -102,10 +101,10 @@ func (r *recovery) replayInode(t *Trans, it *Item) error {
 			}
 			copy(dfork, src)
 		case ondisk.ILogDBroot:
-			if dip[5] != ondisk.DinodeFmtBtree {
-				return bad("di_format", dip[5], uint8(ondisk.DinodeFmtBtree), "btree root logged for a fork not in btree format")
+			if f := uint8(ondisk.DiFormat.Get(dip)); f != ondisk.DinodeFmtBtree {
+				return bad("di_format", f, uint8(ondisk.DinodeFmtBtree), "btree root logged for a fork not in btree format")
 			}
-			if err := bmbtToBmdr(src, dfork[:dsize]); err != nil {
+			if err := ondisk.BmbtToBmdr(src, dfork[:dsize]); err != nil {
 				return bad("data fork root", len(src), nil, err.Error())
 			}
 		}
@@ -126,7 +125,7 @@ func (r *recovery) replayInode(t *Trans, it *Item) error {
 				}
 				copy(afork, src)
 			case ondisk.ILogABroot:
-				if err := bmbtToBmdr(src, afork[:asize]); err != nil {
+				if err := ondisk.BmbtToBmdr(src, afork[:asize]); err != nil {
 					return bad("attr fork root", len(src), nil, err.Error())
 				}
 			default:
@@ -185,97 +184,5 @@ func checkLogDinode(r *recovery, ld *ondisk.LogDinode, n int) *ldErr {
 	if n > ondisk.LogDinodeSize {
 		return &ldErr{"log dinode size", n, ondisk.LogDinodeSize, "bad log dinode size"}
 	}
-	return nil
-}
-
-// logDinodeToDisk is xfs_log_dinode_to_disk for v3 inodes: the logged core
-// over the on-disk one, leaving di_next_unlinked (logged through the
-// cluster buffer) and the CRC (recomputed after) alone.
-func logDinodeToDisk(ld *ondisk.LogDinode, to []byte, lsn uint64) {
-	be := binary.BigEndian
-	bigtime := ld.Version >= 3 && ld.Flags2&ondisk.Diflag2Bigtime != 0
-	ts := func(v uint64) uint64 {
-		if bigtime {
-			return v
-		}
-		// Legacy: host-order {int32 t_sec; int32 t_nsec} to big-endian.
-		return uint64(uint32(v))<<32 | v>>32
-	}
-	be.PutUint16(to[0:], ld.Magic)
-	be.PutUint16(to[2:], ld.Mode)
-	to[4] = byte(ld.Version)
-	to[5] = byte(ld.Format)
-	be.PutUint16(to[6:], ld.Metatype)
-	be.PutUint32(to[8:], ld.UID)
-	be.PutUint32(to[12:], ld.GID)
-	be.PutUint32(to[16:], ld.Nlink)
-	be.PutUint16(to[20:], ld.ProjIDLo)
-	be.PutUint16(to[22:], ld.ProjIDHi)
-	be.PutUint64(to[32:], ts(ld.Atime))
-	be.PutUint64(to[40:], ts(ld.Mtime))
-	be.PutUint64(to[48:], ts(ld.Ctime))
-	be.PutUint64(to[56:], uint64(ld.ISize))
-	be.PutUint64(to[64:], ld.NBlocks)
-	be.PutUint32(to[72:], ld.ExtSize)
-	to[82] = ld.Forkoff
-	to[83] = byte(ld.Aformat)
-	be.PutUint32(to[84:], ld.DMEvMask)
-	be.PutUint16(to[88:], ld.DMState)
-	be.PutUint16(to[90:], ld.Flags)
-	be.PutUint32(to[92:], ld.Gen)
-	if ld.Version == 3 {
-		be.PutUint64(to[104:], ld.ChangeCount)
-		be.PutUint64(to[144:], ts(ld.Crtime))
-		be.PutUint64(to[120:], ld.Flags2)
-		be.PutUint32(to[128:], ld.CowExtSize)
-		be.PutUint64(to[152:], ld.Ino)
-		be.PutUint64(to[112:], lsn)
-		clear(to[132:144])
-		copy(to[160:176], ld.UUID[:])
-		be.PutUint64(to[24:], 0) // di_v3_pad
-	} else {
-		be.PutUint16(to[30:], ld.FlushIter())
-		clear(to[24:30])
-	}
-	// xfs_log_dinode_to_disk_iext_counters.
-	if ld.Version >= 3 && ld.Flags2&ondisk.Diflag2Nrext64 != 0 {
-		be.PutUint64(to[24:], ld.BigNextents)
-		be.PutUint32(to[76:], ld.Nextents)  // di_big_anextents
-		be.PutUint16(to[80:], ld.Anextents) // di_nrext64_pad
-	} else {
-		be.PutUint32(to[76:], ld.Nextents)
-		be.PutUint16(to[80:], ld.Anextents)
-	}
-}
-
-// bmbtToBmdr is xfs_bmbt_to_bmdr: the logged fork root is an in-core long
-// btree block (72-byte v5 header, keys after it, pointers after room for
-// maxrecs keys of a block of the logged length); the on-disk root is a
-// bmdr block (4-byte header, keys, pointers after room for the fork's
-// maxrecs keys).
-func bmbtToBmdr(src, dst []byte) error {
-	hdr := ondisk.LongBlockHdrLen
-	if len(src) < hdr || len(dst) < ondisk.BmdrHdrLen {
-		return fmt.Errorf("logged root of %d bytes or fork of %d bytes too small", len(src), len(dst))
-	}
-	if be32(src) != ondisk.BmbtMagic {
-		return fmt.Errorf("logged root magic %#x is not %#x", be32(src), uint32(ondisk.BmbtMagic))
-	}
-	level, numrecs := be16(src[4:]), be16(src[6:])
-	if level == 0 {
-		return fmt.Errorf("logged root has level 0")
-	}
-	rmax := (len(src) - hdr) / (ondisk.BmbtKeyLen + ondisk.LongPtrLen)
-	dmax := ondisk.BmdrMaxRecs(len(dst))
-	n := int(numrecs)
-	if n > rmax || n > dmax {
-		return fmt.Errorf("root holds %d records: the logged block fits %d, the fork %d", n, rmax, dmax)
-	}
-	binary.BigEndian.PutUint16(dst[0:], level)
-	binary.BigEndian.PutUint16(dst[2:], numrecs)
-	fk, fp := hdr, hdr+rmax*ondisk.BmbtKeyLen
-	tk, tp := ondisk.BmdrHdrLen, ondisk.BmdrHdrLen+dmax*ondisk.BmbtKeyLen
-	copy(dst[tk:tk+n*ondisk.BmbtKeyLen], src[fk:fk+n*ondisk.BmbtKeyLen])
-	copy(dst[tp:tp+n*ondisk.LongPtrLen], src[fp:fp+n*ondisk.LongPtrLen])
 	return nil
 }

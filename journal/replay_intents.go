@@ -75,7 +75,7 @@ type intents struct {
 func isIntentItem(t uint16) bool { return ondisk.IsIntentType(t) || ondisk.IsDoneType(t) }
 
 // decodeIntentItem decodes the format region of an intent or done item.
-func decodeIntentItem(t *Trans, it *Item) (*ondisk.IntentLog, error) {
+func decodeIntentItem(t *RecoveredTrans, it *Item) (*ondisk.IntentLog, error) {
 	f, err := ondisk.DecodeIntentLog(it.Regions[0])
 	if err != nil {
 		return nil, fmt.Errorf("%w (transaction %#x, lsn %v)", err, t.Tid, t.LSN)
@@ -84,7 +84,7 @@ func decodeIntentItem(t *Trans, it *Item) (*ondisk.IntentLog, error) {
 }
 
 // recoverIntentItem is the pass-2 handling of one intent or done item.
-func (r *recovery) recoverIntentItem(t *Trans, it *Item) error {
+func (r *recovery) recoverIntentItem(t *RecoveredTrans, it *Item) error {
 	f, err := decodeIntentItem(t, it)
 	if err != nil {
 		return err

@@ -135,8 +135,8 @@ func TestSynthLog(t *testing.T) {
 	if st.Head != head || st.Tail != 2 || st.Clean || st.HeadCycle != 1 {
 		t.Fatalf("state %v, want head %d tail 2", st, head)
 	}
-	var got []*Trans
-	open, err := l.Transactions(st.Head, st.Tail, func(tr *Trans) error { got = append(got, tr); return nil })
+	var got []*RecoveredTrans
+	open, err := l.Transactions(st.Head, st.Tail, func(tr *RecoveredTrans) error { got = append(got, tr); return nil })
 	if err != nil || len(open) != 0 {
 		t.Fatal(err, open)
 	}
@@ -165,7 +165,7 @@ func TestSynthLog(t *testing.T) {
 		t.Errorf("torn write: %v, want head %d", st2, lastRec)
 	}
 	got = nil
-	open, err = l.Transactions(st2.Head, st2.Tail, func(tr *Trans) error { got = append(got, tr); return nil })
+	open, err = l.Transactions(st2.Head, st2.Tail, func(tr *RecoveredTrans) error { got = append(got, tr); return nil })
 	if err != nil || len(got) != 2 || len(open) != 1 || open[0].Tid != 0x300 {
 		t.Errorf("after the torn write: %d committed, open %v, err %v", len(got), open, err)
 	}
@@ -227,7 +227,7 @@ func TestSynthWrap(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := l.Transactions(st.Head, st.Tail, func(tr *Trans) error { tids = append(tids, tr.Tid); return nil }); err != nil {
+	if _, err := l.Transactions(st.Head, st.Tail, func(tr *RecoveredTrans) error { tids = append(tids, tr.Tid); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if wrapped != 1 || len(tids) != 2 || tids[0] != 0xa || tids[1] != 0xb {

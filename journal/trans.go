@@ -167,10 +167,11 @@ func (t *Transaction) LogRange(b *cache.Buf, first, last int) {
 }
 
 // LogInode records that the inode at byte offset off of a joined inode
-// cluster buffer changed. At commit its di_lsn is set to the
-// transaction's LSN and its CRC recomputed, and the whole inode is logged
-// in a buffer item of type DINO (without XFS_BLF_INODE_BUF, whose replay
-// would copy only di_next_unlinked).
+// cluster buffer changed. Its CRC is recomputed at commit (with di_lsn set
+// to the checkpoint's LSN in the logged copy, and to the LSN of the last
+// checkpoint that logged it when it is written in place), and the whole
+// inode is logged in a buffer item of type DINO (without
+// XFS_BLF_INODE_BUF, whose replay would copy only di_next_unlinked).
 func (t *Transaction) LogInode(b *cache.Buf, off int) {
 	tb := t.tb(b)
 	isz := int(t.s.fg.InodeSize)
@@ -213,8 +214,7 @@ func (t *Transaction) Holds(ip *cache.Inode) bool {
 
 // LogInodeCore is LogInode for the joined inode ip, whose on-disk image
 // is at byte offset off of the joined cluster buffer b: at commit, unless b
-// was cancelled, ip's in-core copy (Raw) takes the stamped image, fields
-// (XFS_ILOG_* bits) are marked dirty (cache.Inode.LogFields) and ip is
+// was cancelled, fields (XFS_ILOG_* bits) are marked dirty (cache.Inode.LogFields) and ip is
 // attached to b, so the checkpoint that writes b ends its flush
 // (FlushDone), and a later cancel of b aborts it (cache.AbortStaleFlushes).
 func (t *Transaction) LogInodeCore(b *cache.Buf, off int, ip *cache.Inode, fields uint32) {

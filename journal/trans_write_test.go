@@ -11,14 +11,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/icluster"
 	"github.com/xfsfree/xfsfree/internal/testimg"
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
-// Transaction provides what the cluster free needs.
-var _ icluster.Tx = (*Transaction)(nil)
+// Transaction is the transaction of every package that states what it
+// needs of one (alloc's and refcount's Tx are btree.Tx).
+var (
+	_ icluster.FreeTx = (*Transaction)(nil)
+	_ btree.Tx        = (*Transaction)(nil)
+)
 
 // session opens img read-write with a buffer cache and a journal session.
 type session struct {
@@ -650,7 +655,7 @@ func TestSizeRunningCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx.LogRange(agi, ondisk.AGIUnlinkedOffset(5), ondisk.AGIUnlinkedOffset(5)+3)
+	ondisk.LogField(tx, agi, ondisk.AGIBucket(5))
 	check("agi bucket")
 	root, ok := g.ImapAligned(0, g.InoToAgino(g.SB.RootIno))
 	if !ok {

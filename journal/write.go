@@ -6,7 +6,6 @@ package journal
 // the op stream a record carries; this file only frames it.
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -71,6 +70,24 @@ func NewWriter(dev WriteDev, g Geometry, st *State) (*Writer, error) {
 		return nil, err
 	}
 	w.clearTail, w.needClear = tail, true
+	return w, nil
+}
+
+// ContinueWriter returns a writer that continues a dirty log after its
+// replay (st from FindTail, the replay written in place): its first record
+// goes at the head, after the blocks ahead of it are cleared as NewWriter
+// does. The caller keeps the tail where the log still needs it
+// (Session.HoldTail).
+func ContinueWriter(dev WriteDev, g Geometry, st *State) (*Writer, error) {
+	prev := st.LastRecord
+	if prev < 0 {
+		prev = 0
+	}
+	w, err := NewWriterAt(dev, g, st.Head, st.HeadCycle, prev)
+	if err != nil {
+		return nil, err
+	}
+	w.clearTail, w.needClear = st.TailLSN, true
 	return w, nil
 }
 
@@ -142,13 +159,7 @@ func (g *Geometry) freeAt(block int64, cycle uint32, tail ondisk.LSN) int64 {
 	return 0 // the tail is ahead of the head: corrupt; write nothing
 }
 
-func nextCycle(c uint32) uint32 {
-	c++
-	if c == ondisk.LogHeaderMagic {
-		c++
-	}
-	return c
-}
+func nextCycle(c uint32) uint32 { return ondisk.LogNextCycle(c) }
 
 // WriteRecord writes one record at the head holding ops (nops op headers
 // and their payloads, as built by the caller), with h_tail_lsn = tail: the
@@ -231,9 +242,7 @@ func (w *Writer) write(ops []byte, nops int, tail ondisk.LSN, minTotal int) (ond
 	split := total
 	if w.block+nBBs > g.BBs {
 		split = int(g.BBs-w.block) * ondisk.BBSize
-		for i := split; i < total; i += ondisk.BBSize {
-			binary.BigEndian.PutUint32(buf[i:], nextCycle(binary.BigEndian.Uint32(buf[i:])))
-		}
+		ondisk.LogSplitRecord(buf[:total], split)
 	}
 	if err := ondisk.SetLogRecCRC(hdrs, data); err != nil {
 		return 0, err

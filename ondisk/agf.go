@@ -21,6 +21,79 @@ const (
 	AGFRmap = 2
 )
 
+// AGFFields names fields of the AGF by bit, for reading, writing and
+// logging them in place (the kernel's XFS_AGF_* bits, in their order, then
+// the fields the kernel never logs by name).
+type AGFFields uint32
+
+// The AGF fields, in on-disk order.
+const (
+	AGFMagicNum AGFFields = 1 << iota
+	AGFVersionNum
+	AGFSeqNo
+	AGFLength
+	AGFRoots  // agf_bno_root, agf_cnt_root, agf_rmap_root: AGFRoot(i)
+	AGFLevels // agf_bno_level, agf_cnt_level, agf_rmap_level: AGFLevel(i)
+	AGFFLFirst
+	AGFFLLast
+	AGFFLCount
+	AGFFreeBlks
+	AGFLongest
+	AGFBtreeBlks
+	AGFUUID
+	AGFRmapBlocks
+	AGFRefcountBlocks
+	AGFRefcountRoot
+	AGFRefcountLevel
+	AGFSpare64
+	AGFLsn
+	AGFCrc
+	AGFSpare2
+)
+
+// agfLayout is the field table of struct xfs_agf (xfs_alloc_log_agf's
+// offsets[]).
+var agfLayout = &Layout{Struct: "AGF", Size: AGFSize, Fields: []Field{
+	{Name: "agf_magicnum", Off: 0, Size: 4},
+	{Name: "agf_versionnum", Off: 4, Size: 4},
+	{Name: "agf_seqno", Off: 8, Size: 4},
+	{Name: "agf_length", Off: 12, Size: 4},
+	{Name: "agf_roots", Off: 16, Size: 12, Elem: 4},
+	{Name: "agf_levels", Off: 28, Size: 12, Elem: 4},
+	{Name: "agf_flfirst", Off: 40, Size: 4},
+	{Name: "agf_fllast", Off: 44, Size: 4},
+	{Name: "agf_flcount", Off: 48, Size: 4},
+	{Name: "agf_freeblks", Off: 52, Size: 4},
+	{Name: "agf_longest", Off: 56, Size: 4},
+	{Name: "agf_btreeblks", Off: 60, Size: 4},
+	{Name: "agf_uuid", Off: 64, Size: 16, Elem: 1},
+	{Name: "agf_rmap_blocks", Off: 80, Size: 4},
+	{Name: "agf_refcount_blocks", Off: 84, Size: 4},
+	{Name: "agf_refcount_root", Off: 88, Size: 4},
+	{Name: "agf_refcount_level", Off: 92, Size: 4},
+	{Name: "agf_spare64", Off: 96, Size: 112, Elem: 8},
+	{Name: "agf_lsn", Off: AGFLSNOff, Size: 8},
+	{Name: "agf_crc", Off: AGFCrcOff, Size: 4, LE: true},
+	{Name: "agf_spare2", Off: 220, Size: 4},
+}}
+
+// Layout is the AGF's field table.
+func (AGFFields) Layout() *Layout { return agfLayout }
+
+// Field returns the field of a single bit.
+func (f AGFFields) Field() Field { return agfLayout.field(uint64(f)) }
+
+// Get returns the value of the single scalar field f in the AGF sector b.
+func (f AGFFields) Get(b []byte) uint64 { return f.Field().Uint(b) }
+
+// Set stores v in the single scalar field f of the AGF sector b.
+func (f AGFFields) Set(b []byte, v uint64) { f.Field().PutUint(b, v) }
+
+// AGFRoot and AGFLevel are agf_roots[i] and agf_levels[i] (i: AGFBno,
+// AGFCnt, AGFRmap).
+func AGFRoot(i int) Field  { return AGFRoots.Field().Index(i) }
+func AGFLevel(i int) Field { return AGFLevels.Field().Index(i) }
+
 // AGF mirrors struct xfs_agf field by field. Offsets in comments.
 type AGF struct {
 	MagicNum       uint32     // 0 agf_magicnum

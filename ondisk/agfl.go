@@ -26,8 +26,43 @@ type AGFL struct {
 	Bno      []uint32 // 36 agfl_bno[xfs_agfl_size]
 }
 
-// AGFLSlotOffset is the byte offset of agfl_bno[i], for logging one slot.
-func AGFLSlotOffset(i int) int { return AGFLBnoOff + 4*i }
+// AGFLSlot is agfl_bno[i], one slot of the ring.
+func AGFLSlot(i int) Field {
+	return Field{Name: "agfl_bno[" + strconv.Itoa(i) + "]", Off: AGFLBnoOff + 4*i, Size: 4}
+}
+
+// AGFLFields names fields of the AGFL header by bit.
+type AGFLFields uint32
+
+// The AGFL header fields, in on-disk order.
+const (
+	AGFLMagicNum AGFLFields = 1 << iota
+	AGFLSeqNo
+	AGFLUUID
+	AGFLLsn
+	AGFLCrc
+)
+
+// agflLayout is the field table of the header of struct xfs_agfl.
+var agflLayout = &Layout{Struct: "AGFL", Size: AGFLHdrLen, Fields: []Field{
+	{Name: "agfl_magicnum", Off: 0, Size: 4},
+	{Name: "agfl_seqno", Off: 4, Size: 4},
+	{Name: "agfl_uuid", Off: 8, Size: 16, Elem: 1},
+	{Name: "agfl_lsn", Off: AGFLLSNOff, Size: 8},
+	{Name: "agfl_crc", Off: AGFLCrcOff, Size: 4, LE: true},
+}}
+
+// Layout is the AGFL header's field table.
+func (AGFLFields) Layout() *Layout { return agflLayout }
+
+// Field returns the field of a single bit.
+func (f AGFLFields) Field() Field { return agflLayout.field(uint64(f)) }
+
+// Get returns the value of the single scalar field f of the AGFL sector b.
+func (f AGFLFields) Get(b []byte) uint64 { return f.Field().Uint(b) }
+
+// Set stores v in the single scalar field f of the AGFL sector b.
+func (f AGFLFields) Set(b []byte, v uint64) { f.Field().PutUint(b, v) }
 
 // DecodeAGFL decodes the AGFL sector b: the header and (len(b)-36)/4 slots
 // (g.AGFLSize when b is one sector).

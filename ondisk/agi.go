@@ -39,9 +39,71 @@ type AGI struct {
 	FBlocks    uint32                     // 340 agi_fblocks
 }
 
-// AGIUnlinkedOffset is the byte offset of agi_unlinked[i], for logging one
-// bucket.
-func AGIUnlinkedOffset(i int) int { return AGIUnlinkedOff + 4*i }
+// AGIFields names fields of the AGI by bit, for reading, writing and
+// logging them in place (the kernel's XFS_AGI_* bits, one per field here).
+type AGIFields uint32
+
+// The AGI fields, in on-disk order.
+const (
+	AGIMagicNum AGIFields = 1 << iota
+	AGIVersionNum
+	AGISeqNo
+	AGILength
+	AGICount
+	AGIRoot
+	AGILevel
+	AGIFreeCount
+	AGINewIno
+	AGIDirIno
+	AGIUnlinked // the whole array; AGIBucket(i) is one bucket
+	AGIUUID
+	AGICrc
+	AGIPad32
+	AGILsn
+	AGIFreeRoot
+	AGIFreeLevel
+	AGIIBlocks
+	AGIFBlocks
+)
+
+// agiLayout is the field table of struct xfs_agi (xfs_ialloc_log_agi's
+// offsets[]).
+var agiLayout = &Layout{Struct: "AGI", Size: AGISize, Fields: []Field{
+	{Name: "agi_magicnum", Off: 0, Size: 4},
+	{Name: "agi_versionnum", Off: 4, Size: 4},
+	{Name: "agi_seqno", Off: 8, Size: 4},
+	{Name: "agi_length", Off: 12, Size: 4},
+	{Name: "agi_count", Off: 16, Size: 4},
+	{Name: "agi_root", Off: 20, Size: 4},
+	{Name: "agi_level", Off: 24, Size: 4},
+	{Name: "agi_freecount", Off: 28, Size: 4},
+	{Name: "agi_newino", Off: 32, Size: 4},
+	{Name: "agi_dirino", Off: 36, Size: 4},
+	{Name: "agi_unlinked", Off: AGIUnlinkedOff, Size: 4 * AGIUnlinkedBuckets, Elem: 4},
+	{Name: "agi_uuid", Off: 296, Size: 16, Elem: 1},
+	{Name: "agi_crc", Off: AGICrcOff, Size: 4, LE: true},
+	{Name: "agi_pad32", Off: 316, Size: 4},
+	{Name: "agi_lsn", Off: AGILSNOff, Size: 8},
+	{Name: "agi_free_root", Off: 328, Size: 4},
+	{Name: "agi_free_level", Off: 332, Size: 4},
+	{Name: "agi_iblocks", Off: 336, Size: 4},
+	{Name: "agi_fblocks", Off: 340, Size: 4},
+}}
+
+// Layout is the AGI's field table.
+func (AGIFields) Layout() *Layout { return agiLayout }
+
+// Field returns the field of a single bit.
+func (f AGIFields) Field() Field { return agiLayout.field(uint64(f)) }
+
+// Get returns the value of the single scalar field f in the AGI sector b.
+func (f AGIFields) Get(b []byte) uint64 { return f.Field().Uint(b) }
+
+// Set stores v in the single scalar field f of the AGI sector b.
+func (f AGIFields) Set(b []byte, v uint64) { f.Field().PutUint(b, v) }
+
+// AGIBucket is agi_unlinked[i], the head of unlinked bucket i.
+func AGIBucket(i int) Field { return AGIUnlinked.Field().Index(i) }
 
 // DecodeAGI decodes the first AGISize bytes of b. It checks only the
 // length; see VerifyAGI.

@@ -34,6 +34,94 @@ const (
 	LongBlockLSNOff  = 32 // bb_u.l.bb_lsn
 )
 
+// ShortBlockFields names fields of the v5 short-form btree block header
+// by bit, and LongBlockFields of the long-form one (the kernel's XFS_BB_*
+// bits with xfs_btree_log_block's soffsets[] and loffsets[]).
+type (
+	ShortBlockFields uint32
+	LongBlockFields  uint32
+)
+
+// The short-form header fields, in on-disk order.
+const (
+	ShortBlockMagic ShortBlockFields = 1 << iota
+	ShortBlockLevel
+	ShortBlockNumRecs
+	ShortBlockLeftSib
+	ShortBlockRightSib
+	ShortBlockBlkno
+	ShortBlockLsn
+	ShortBlockUUID
+	ShortBlockOwner
+	ShortBlockCrc
+)
+
+// The long-form header fields, in on-disk order.
+const (
+	LongBlockMagic LongBlockFields = 1 << iota
+	LongBlockLevel
+	LongBlockNumRecs
+	LongBlockLeftSib
+	LongBlockRightSib
+	LongBlockBlkno
+	LongBlockLsn
+	LongBlockUUID
+	LongBlockOwner
+	LongBlockCrc
+	LongBlockPad
+)
+
+var shortBlockLayout = &Layout{Struct: "short-form btree block header", Size: ShortBlockHdrLen, Fields: []Field{
+	{Name: "bb_magic", Off: 0, Size: 4},
+	{Name: "bb_level", Off: 4, Size: 2},
+	{Name: "bb_numrecs", Off: 6, Size: 2},
+	{Name: "bb_u.s.bb_leftsib", Off: 8, Size: 4},
+	{Name: "bb_u.s.bb_rightsib", Off: 12, Size: 4},
+	{Name: "bb_u.s.bb_blkno", Off: 16, Size: 8},
+	{Name: "bb_u.s.bb_lsn", Off: ShortBlockLSNOff, Size: 8},
+	{Name: "bb_u.s.bb_uuid", Off: 32, Size: 16, Elem: 1},
+	{Name: "bb_u.s.bb_owner", Off: 48, Size: 4},
+	{Name: "bb_u.s.bb_crc", Off: ShortBlockCrcOff, Size: 4, LE: true},
+}}
+
+var longBlockLayout = &Layout{Struct: "long-form btree block header", Size: LongBlockHdrLen, Fields: []Field{
+	{Name: "bb_magic", Off: 0, Size: 4},
+	{Name: "bb_level", Off: 4, Size: 2},
+	{Name: "bb_numrecs", Off: 6, Size: 2},
+	{Name: "bb_u.l.bb_leftsib", Off: 8, Size: 8},
+	{Name: "bb_u.l.bb_rightsib", Off: 16, Size: 8},
+	{Name: "bb_u.l.bb_blkno", Off: 24, Size: 8},
+	{Name: "bb_u.l.bb_lsn", Off: LongBlockLSNOff, Size: 8},
+	{Name: "bb_u.l.bb_uuid", Off: 40, Size: 16, Elem: 1},
+	{Name: "bb_u.l.bb_owner", Off: 56, Size: 8},
+	{Name: "bb_u.l.bb_crc", Off: LongBlockCrcOff, Size: 4, LE: true},
+	{Name: "bb_u.l.bb_pad", Off: 68, Size: 4},
+}}
+
+// Layout is the short-form header's field table.
+func (ShortBlockFields) Layout() *Layout { return shortBlockLayout }
+
+// Field returns the field of a single bit.
+func (f ShortBlockFields) Field() Field { return shortBlockLayout.field(uint64(f)) }
+
+// Get returns the value of the single scalar field f of the block b.
+func (f ShortBlockFields) Get(b []byte) uint64 { return f.Field().Uint(b) }
+
+// Set stores v in the single scalar field f of the block b.
+func (f ShortBlockFields) Set(b []byte, v uint64) { f.Field().PutUint(b, v) }
+
+// Layout is the long-form header's field table.
+func (LongBlockFields) Layout() *Layout { return longBlockLayout }
+
+// Field returns the field of a single bit.
+func (f LongBlockFields) Field() Field { return longBlockLayout.field(uint64(f)) }
+
+// Get returns the value of the single scalar field f of the block b.
+func (f LongBlockFields) Get(b []byte) uint64 { return f.Field().Uint(b) }
+
+// Set stores v in the single scalar field f of the block b.
+func (f LongBlockFields) Set(b []byte, v uint64) { f.Field().PutUint(b, v) }
+
 // ShortBlockHdr mirrors the v5 short-form struct xfs_btree_block header
 // (bb_u.s), 56 bytes. Offsets in comments.
 type ShortBlockHdr struct {

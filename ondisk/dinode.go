@@ -9,7 +9,6 @@ const (
 	DinodeMagic           = 0x494e // "IN", XFS_DINODE_MAGIC
 	DinodeCoreSize        = 176    // xfs_dinode_size(3): the v3 core; the literal area follows
 	DinodeCrcOff          = 100    // XFS_DINODE_CRC_OFF
-	DinodeLSNOff          = 112    // offsetof(struct xfs_dinode, di_lsn)
 	DinodeNextUnlinkedOff = 96     // offsetof(struct xfs_dinode, di_next_unlinked)
 	DinodeVersion3        = 3
 )
@@ -261,9 +260,9 @@ func SetDinodeNextUnlinked(b []byte, agino uint32) {
 	DinodeCalcCRC(b)
 }
 
-// SetNextUnlinked sets the in-memory di_next_unlinked; encode with
-// EncodeCRC.
-func (d *Dinode) SetNextUnlinked(agino uint32) { d.NextUnlinked = agino }
+// PutDinodeRdev stores the device number of a device inode in the encoded
+// inode b: the first 4 bytes of its data fork (xfs_dinode_put_rdev).
+func PutDinodeRdev(b []byte, rdev uint32) { be.PutUint32(b[DinodeCoreSize:], rdev) }
 
 // HasBigtime reports XFS_DIFLAG2_BIGTIME (xfs_dinode_has_bigtime).
 func (d *Dinode) HasBigtime() bool { return d.Version >= 3 && d.Flags2&Diflag2Bigtime != 0 }

@@ -299,7 +299,7 @@ func diCompareForks(t *testing.T, d *Dinode, out string) {
 				t.Errorf("inode %d: symlink: xfs_db %s, ours %s", d.Ino, f["u3.symlink"], want)
 			}
 		case d.IsDir():
-			h, err := d.DirSF()
+			h, err := d.dirSF()
 			if err != nil {
 				t.Fatalf("inode %d: DirSF: %v", d.Ino, err)
 			}
@@ -540,11 +540,11 @@ func TestDinodeHelpers(t *testing.T) {
 					}
 				}
 				d2, _ := DecodeDinode(orig)
-				d2.SetNextUnlinked(77)
+				d2.NextUnlinked = 77
 				b2 := make([]byte, isz)
 				d2.EncodeCRC(b2)
 				if !bytes.Equal(b, b2) {
-					t.Fatalf("inode %d: SetNextUnlinked+EncodeCRC differs from SetDinodeNextUnlinked", s.ino)
+					t.Fatalf("inode %d: NextUnlinked+EncodeCRC differs from SetDinodeNextUnlinked", s.ino)
 				}
 
 				// Legacy timestamps round-trip to the same times.

@@ -10,6 +10,10 @@
 // on the data device; an "agbno" a filesystem block within an AG; an
 // "fsbno" the AG-encoded block number of the kernel (agno<<agblklog|agbno).
 //
+// Other packages change headers in place by field name, never by offset:
+// the field tables (fields.go and each header's file) give every field's
+// offset and size, and LogFields logs the named fields in a transaction.
+//
 // The package is pure: it does no I/O. Decoders take byte slices and return
 // values; encoders write values back into byte slices so that
 // Encode(Decode(b)) == b for every block a real filesystem holds.

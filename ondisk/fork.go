@@ -242,8 +242,8 @@ type DirSFHeader struct {
 	Parent  uint64
 }
 
-// DirSF decodes the shortform directory header of a LOCAL directory.
-func (d *Dinode) DirSF() (DirSFHeader, error) {
+// dirSF decodes the shortform directory header of a LOCAL directory.
+func (d *Dinode) dirSF() (DirSFHeader, error) {
 	b, err := d.LocalData(DataFork)
 	if err != nil {
 		return DirSFHeader{}, err
@@ -275,4 +275,36 @@ func forkNextentsField(fork int) string {
 		return "di_anextents"
 	}
 	return "di_nextents"
+}
+
+// BmbtToBmdr is xfs_bmbt_to_bmdr, for a fork root an inode item logged:
+// the logged root src is an in-core long btree block (72-byte v5 header,
+// keys after it, pointers after room for maxrecs keys of a block of the
+// logged length); the on-disk root dst is a bmdr block (4-byte header,
+// keys, pointers after room for the fork's maxrecs keys).
+func BmbtToBmdr(src, dst []byte) error {
+	hdr := LongBlockHdrLen
+	if len(src) < hdr || len(dst) < BmdrHdrLen {
+		return fmt.Errorf("logged root of %d bytes or fork of %d bytes too small", len(src), len(dst))
+	}
+	if be.Uint32(src) != BmbtMagic {
+		return fmt.Errorf("logged root magic %#x is not %#x", be.Uint32(src), uint32(BmbtMagic))
+	}
+	level, numrecs := uint16(LongBlockLevel.Get(src)), uint16(LongBlockNumRecs.Get(src))
+	if level == 0 {
+		return fmt.Errorf("logged root has level 0")
+	}
+	rmax := (len(src) - hdr) / (BmbtKeyLen + LongPtrLen)
+	dmax := BmdrMaxRecs(len(dst))
+	n := int(numrecs)
+	if n > rmax || n > dmax {
+		return fmt.Errorf("root holds %d records: the logged block fits %d, the fork %d", n, rmax, dmax)
+	}
+	be.PutUint16(dst[0:], level)
+	be.PutUint16(dst[2:], numrecs)
+	fk, fp := hdr, hdr+rmax*BmbtKeyLen
+	tk, tp := BmdrHdrLen, BmdrHdrLen+dmax*BmbtKeyLen
+	copy(dst[tk:tk+n*BmbtKeyLen], src[fk:fk+n*BmbtKeyLen])
+	copy(dst[tp:tp+n*LongPtrLen], src[fp:fp+n*LongPtrLen])
+	return nil
 }

@@ -54,7 +54,7 @@ func FuzzDinode(f *testing.F) {
 			_, _ = d.BmdrRoot(fork)
 			_, _ = d.LocalData(fork)
 		}
-		_, _ = d.DirSF()
+		_, _ = d.dirSF()
 		_ = d.Rdev()
 		r, _ := DecodeDinode(b)
 		r.ResetForFree(false, g.NewDiflags2())

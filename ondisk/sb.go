@@ -47,6 +47,17 @@ const (
 	SBVersion2Ftype       = 0x00000200
 )
 
+// The quota "checked" flags of sb_qflags (XFS_*QUOTA_CHKD): quotacheck
+// was done for that kind of quota. xfs_repair clears them when it changes
+// usage behind the quota files' back, so that the next mount re-counts.
+const (
+	QFlagUquotaChkd = 0x0004 // XFS_UQUOTA_CHKD
+	QFlagOquotaChkd = 0x0020 // XFS_OQUOTA_CHKD
+	QFlagGquotaChkd = 0x0100 // XFS_GQUOTA_CHKD
+	QFlagPquotaChkd = 0x0400 // XFS_PQUOTA_CHKD
+	QFlagAllChkd    = QFlagUquotaChkd | QFlagOquotaChkd | QFlagGquotaChkd | QFlagPquotaChkd
+)
+
 // Read-only compatible features (XFS_SB_FEAT_RO_COMPAT_*).
 const (
 	FeatROCompatFinobt   = 1 << 0

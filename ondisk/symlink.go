@@ -11,11 +11,12 @@ import "fmt"
 
 // Remote symlink constants.
 const (
-	SymlinkMagic  = 0x58534c4d // "XSLM", XFS_SYMLINK_MAGIC
-	SymlinkHdrLen = 56         // sizeof(struct xfs_dsymlink_hdr)
-	SymlinkCrcOff = 12         // XFS_SYMLINK_CRC_OFF
-	SymlinkLSNOff = 48         // offsetof(struct xfs_dsymlink_hdr, sl_lsn)
-	SymlinkMaxLen = 1024       // XFS_SYMLINK_MAXLEN: the longest target
+	SymlinkMagic   = 0x58534c4d // "XSLM", XFS_SYMLINK_MAGIC
+	SymlinkHdrLen  = 56         // sizeof(struct xfs_dsymlink_hdr)
+	SymlinkCrcOff  = 12         // XFS_SYMLINK_CRC_OFF
+	SymlinkLSNOff  = 48         // offsetof(struct xfs_dsymlink_hdr, sl_lsn)
+	SymlinkUUIDOff = 16         // offsetof(struct xfs_dsymlink_hdr, sl_uuid)
+	SymlinkMaxLen  = 1024       // XFS_SYMLINK_MAXLEN: the longest target
 )
 
 // SymlinkHdr mirrors struct xfs_dsymlink_hdr field by field.

@@ -20,7 +20,6 @@ package refcount
 
 import (
 	"cmp"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/xfsfree/xfsfree/alloc"
@@ -29,16 +28,17 @@ import (
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
-// Tx is the transaction the changes are made in.
+// Tx is what refcount changes need of a transaction: exactly what the
+// btree engine they go through needs (btree.Tx).
 type Tx = btree.Tx
-
-var be = binary.BigEndian
 
 // The key of a refcount record is its raw rc_startblock, CoW flag included
 // (xfs_refcountbt_init_key_from_rec), compared as an unsigned number.
 func recKey(rec []byte) []byte { return rec[:ondisk.RefcKeyLen] }
 
-func keyCmp(a, b []byte) int { return cmp.Compare(be.Uint32(a), be.Uint32(b)) }
+func keyCmp(a, b []byte) int {
+	return cmp.Compare(ondisk.DecodeRefcountKey(a).StartBlock, ondisk.DecodeRefcountKey(b).StartBlock)
+}
 
 // Tree describes AG agno's refcount btree with the given root and height,
 // for walking and lookups (its records' keys, key order and block kind).
@@ -159,7 +159,7 @@ func (r *AG) mustFind(found bool, what string, bno uint32, cow bool) error {
 // (xfs_refcount_lookup_le, _ge, _eq).
 func (r *AG) lookup(tx Tx, cow bool, bno uint32, dir btree.LookupDir) (*btree.Cursor, bool, error) {
 	k := make([]byte, ondisk.RefcKeyLen)
-	be.PutUint32(k, encodeStart(bno, cow))
+	ondisk.RefcountKey{StartBlock: encodeStart(bno, cow)}.Encode(k)
 	return r.tree().Lookup(tx, k, dir)
 }
 

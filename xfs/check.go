@@ -175,7 +175,7 @@ func (c *agChecker) checkAGI() {
 func (c *agChecker) checkAGF() {
 	fs, g, agno := c.fs, c.fs.G, c.agno
 	d := g.AGFDaddr(agno)
-	f, err := agi.ReadAGF(fs.Cache, g, agno)
+	f, err := alloc.ReadAGF(fs.Cache, g, agno)
 	if err != nil {
 		c.fail(d, err)
 		return

@@ -331,7 +331,7 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 		rep.After.ICount -= rep.ChunkInodes
 		rep.After.IFree = rep.After.IFree + uint64(rep.InodesFreed) - rep.ChunkInodes
 		rep.After.FDBlocks += rep.ForkBlocks + rep.ChunkBlocks
-		if fs.SB.QFlags&qAllChkd != 0 && (rep.InodesFreed > 0 || rep.ChunksFreed > 0) {
+		if fs.SB.QFlags&ondisk.QFlagAllChkd != 0 && (rep.InodesFreed > 0 || rep.ChunksFreed > 0) {
 			rep.QuotaNote = "quota accounting is on: the quota 'checked' flags would be cleared so that the next mount re-counts usage"
 		}
 		return rep, nil
@@ -347,7 +347,7 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 	// From here on the run always ends with Finish, whatever failed:
 	// what committed is written in place and the log is left clean.
 	var quotaErr error
-	if fs.SB.QFlags&qAllChkd != 0 && rep.InodesFreed > 0 && fs.log.Err() == nil {
+	if fs.SB.QFlags&ondisk.QFlagAllChkd != 0 && rep.InodesFreed > 0 && fs.log.Err() == nil {
 		if quotaErr = fs.clearQuotaChecked(); quotaErr != nil {
 			quotaErr = fmt.Errorf("clearing the quota checked flags: %w", quotaErr)
 		} else {

@@ -4,8 +4,6 @@ package xfs
 // btree engine and package alloc, and the busy extents of a transaction.
 
 import (
-	"encoding/binary"
-
 	"github.com/xfsfree/xfsfree/alloc"
 	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/icluster"
@@ -24,16 +22,6 @@ type inodeBtrees struct {
 	busy alloc.BusyTracker // the transaction's busy extents (nil: none tracked)
 }
 
-// AGI field offsets (struct xfs_agi).
-const (
-	agiRootOff      = 20
-	agiLevelOff     = 24
-	agiFreeRootOff  = 328
-	agiFreeLevelOff = 332
-	agiIBlocksOff   = 336
-	agiFBlocksOff   = 340
-)
-
 func (t *inodeBtrees) tree(tx icluster.FreeTx, fin bool) (*btree.Tree, error) {
 	agiBuf, err := icluster.LockAGI(tx, t.g, t.agno)
 	if err != nil {
@@ -44,14 +32,14 @@ func (t *inodeBtrees) tree(tx icluster.FreeTx, fin bool) (*btree.Tree, error) {
 		return nil, ondisk.SetLocation(err, t.agno, agiBuf.Daddr)
 	}
 	tr := inobt.Tree(t.c.Cache, t.g, a, fin)
-	rootOff, levelOff, countOff := agiRootOff, agiLevelOff, agiIBlocksOff
+	rootF, levelF, countF := ondisk.AGIRoot, ondisk.AGILevel, ondisk.AGIIBlocks
 	if fin {
-		rootOff, levelOff, countOff = agiFreeRootOff, agiFreeLevelOff, agiFBlocksOff
+		rootF, levelF, countF = ondisk.AGIFreeRoot, ondisk.AGIFreeLevel, ondisk.AGIFBlocks
 	}
 	tr.SetRoot = func(tx btree.Tx, root uint32, levels int) error {
-		binary.BigEndian.PutUint32(agiBuf.Data[rootOff:], root)
-		binary.BigEndian.PutUint32(agiBuf.Data[levelOff:], uint32(levels))
-		tx.LogRange(agiBuf, rootOff, levelOff+3)
+		rootF.Set(agiBuf.Data, uint64(root))
+		levelF.Set(agiBuf.Data, uint64(levels))
+		ondisk.LogFields(tx, agiBuf, rootF|levelF)
 		return nil
 	}
 	ag, err := alloc.ReadAG(tx, t.g, t.agno)
@@ -60,12 +48,12 @@ func (t *inodeBtrees) tree(tx icluster.FreeTx, fin bool) (*btree.Tree, error) {
 	}
 	ag.Busy = t.busy
 	tr.Blocks = &alloc.InobtBlocks{AG: ag, Count: func(tx alloc.Tx, delta int) error {
-		n := int64(binary.BigEndian.Uint32(agiBuf.Data[countOff:])) + int64(delta)
+		n := int64(countF.Get(agiBuf.Data)) + int64(delta)
 		if n < 0 {
 			return (ondisk.Where{AG: t.agno, Daddr: agiBuf.Daddr}).Corrupt("AGI", "agi_iblocks/agi_fblocks", n-int64(delta), nil, "would go below 0")
 		}
-		binary.BigEndian.PutUint32(agiBuf.Data[countOff:], uint32(n))
-		tx.LogRange(agiBuf, countOff, countOff+3)
+		countF.Set(agiBuf.Data, uint64(n))
+		ondisk.LogFields(tx, agiBuf, countF)
 		return nil
 	}}
 	return tr, nil

@@ -74,7 +74,7 @@ func touchInode(fs *FS, li *liveInode) error {
 	g := fs.G
 	ip, ok := fs.Inodes.Grab(li.agno, li.agino)
 	if !ok {
-		ip, _ = fs.Inodes.Insert(cache.NewInode(g.Ino(li.agno, li.agino), li.agno, li.agino, nil))
+		ip, _ = fs.Inodes.Insert(cache.NewInode(g.Ino(li.agno, li.agino), li.agno, li.agino))
 	}
 	ip.ILock(cache.ILockExcl)
 	tx := fs.Begin()

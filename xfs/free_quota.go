@@ -5,18 +5,7 @@ package xfs
 // does) and the next mount re-counts usage.
 
 import (
-	"encoding/binary"
-)
-
-// Quota flags (xfs_format.h): the "quotacheck done" bits that xfs_repair
-// clears when it changes usage behind the quota files' back.
-const (
-	qUquotaChkd = 0x0004
-	qOquotaChkd = 0x0020
-	qGquotaChkd = 0x0100
-	qPquotaChkd = 0x0400
-	qAllChkd    = qUquotaChkd | qOquotaChkd | qGquotaChkd | qPquotaChkd
-	sbQFlagsOff = 176
+	"github.com/xfsfree/xfsfree/ondisk"
 )
 
 // clearQuotaChecked clears the quota "checked" flags in the superblock, in
@@ -28,9 +17,9 @@ func (fs *FS) clearQuotaChecked() error {
 		tx.Cancel()
 		return err
 	}
-	q := binary.BigEndian.Uint16(b.Data[sbQFlagsOff:]) &^ qAllChkd
-	binary.BigEndian.PutUint16(b.Data[sbQFlagsOff:], q)
-	tx.LogRange(b, sbQFlagsOff, sbQFlagsOff+1)
+	q := uint16(ondisk.SBQFlags.Get(b.Data)) &^ ondisk.QFlagAllChkd
+	ondisk.SBQFlags.Set(b.Data, uint64(q))
+	ondisk.LogFields(tx, b, ondisk.SBQFlags)
 	if _, err := tx.Commit(); err != nil {
 		tx.Cancel()
 		return err

@@ -159,7 +159,7 @@ func TestFreeQuota(t *testing.T) {
 	if err != nil {
 		t.Fatalf("qflags %q", sb["qflags"])
 	}
-	if qf&qAllChkd == 0 || sb["uquotino"] == "null" || sb["gquotino"] == "null" {
+	if qf&ondisk.QFlagAllChkd == 0 || sb["uquotino"] == "null" || sb["gquotino"] == "null" {
 		t.Fatalf("the snapshot has no quota accounting: %v", sb)
 	}
 	ref := copyFile(t, snap, ".kernel")
@@ -173,8 +173,8 @@ func TestFreeQuota(t *testing.T) {
 		t.Errorf("report's quota note: %q", rep.QuotaNote)
 	}
 	qf2, _ := testimg.ParseUint(testimg.ParseFields(testimg.DB(t, img, "sb 0", "p qflags"))["qflags"])
-	if qf2&qAllChkd != 0 || qf2 != qf&^qAllChkd {
-		t.Errorf("qflags after free %#x, want %#x (the CHKD bits of %#x cleared)", qf2, qf&^qAllChkd, qf)
+	if qf2&ondisk.QFlagAllChkd != 0 || qf2 != qf&^ondisk.QFlagAllChkd {
+		t.Errorf("qflags after free %#x, want %#x (the CHKD bits of %#x cleared)", qf2, qf&^ondisk.QFlagAllChkd, qf)
 	}
 	testimg.Repair(t, img)
 
@@ -230,8 +230,8 @@ func TestFreeQuotaFlags(t *testing.T) {
 		t.Fatalf("refused %v, errors %v, quota note %q", rep.Refused, rep.Errors, rep.QuotaNote)
 	}
 	qf, err := testimg.ParseUint(testimg.ParseFields(testimg.DB(t, img, "sb 0", "p qflags"))["qflags"])
-	if err != nil || qf != on&^qAllChkd {
-		t.Errorf("qflags after free %#x (%v), want %#x", qf, err, on&^qAllChkd)
+	if err != nil || qf != on&^ondisk.QFlagAllChkd {
+		t.Errorf("qflags after free %#x (%v), want %#x", qf, err, on&^ondisk.QFlagAllChkd)
 	}
 	testimg.Repair(t, img)
 	testimg.Unmount(t, testimg.Mount(t, img))

@@ -1,7 +1,8 @@
 // Package xfs is the filesystem handle: it opens a device, reads and checks
 // the superblock, derives the geometry, and ties the device, the buffer and
 // inode caches and the log together for the commands above it. It runs the
-// per-AG work (in parallel) behind `info` and `scan`.
+// per-AG work (in parallel) behind `info`, `scan`, `check` and `free`, and
+// fronts log recovery (`recover`).
 package xfs
 
 import (

@@ -2,6 +2,7 @@ package xfs
 
 import (
 	"github.com/xfsfree/xfsfree/agi"
+	"github.com/xfsfree/xfsfree/alloc"
 )
 
 // Info reads the superblock, every AG's AGI and AGF, and the log state.
@@ -30,7 +31,7 @@ func (fs *FS) Info() (*InfoReport, error) {
 		if err != nil {
 			return err
 		}
-		f, err := agi.ReadAGF(fs.Cache, g, agno)
+		f, err := alloc.ReadAGF(fs.Cache, g, agno)
 		if err != nil {
 			return err
 		}

@@ -39,7 +39,7 @@ func TestFreeLockOrder(t *testing.T) {
 	x := order[len(order)-1]
 	var user chan struct{}
 	o := FreeOptions{Orphans: true, BatchInodes: 1000, afterPreflight: func(fs *FS) {
-		ip, _ := fs.Inodes.Insert(cache.NewInode(fs.G.Ino(0, x), 0, x, nil))
+		ip, _ := fs.Inodes.Insert(cache.NewInode(fs.G.Ino(0, x), 0, x))
 		ip.ILock(cache.ILockExcl)
 		user = make(chan struct{})
 		go func() {

@@ -157,7 +157,7 @@ func ourIntents(t *testing.T, img string) (items []loggedIntent, decoded []*ondi
 	if st.Clean {
 		return nil, nil
 	}
-	_, err = l.Transactions(st.Head, st.Tail, func(tr *journal.Trans) error {
+	_, err = l.Transactions(st.Head, st.Tail, func(tr *journal.RecoveredTrans) error {
 		for _, it := range tr.Items {
 			if len(it.Regions) == 0 || (!ondisk.IsIntentType(it.Type) && !ondisk.IsDoneType(it.Type)) {
 				continue

@@ -5,13 +5,13 @@ package xfs
 // record).
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"sync"
 
 	"github.com/xfsfree/xfsfree/agi"
+	"github.com/xfsfree/xfsfree/alloc"
 	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/journal"
 	"github.com/xfsfree/xfsfree/ondisk"
@@ -111,7 +111,7 @@ func (fs *FS) SummaryCounters() (SBCounters, error) {
 		if err != nil {
 			return c, err
 		}
-		af, err := agi.ReadAGF(fs.Cache, g, agno)
+		af, err := alloc.ReadAGF(fs.Cache, g, agno)
 		if err != nil {
 			return c, err
 		}
@@ -128,15 +128,6 @@ func (fs *FS) SummaryCounters() (SBCounters, error) {
 	}
 	return c, nil
 }
-
-// superblock offsets of the summary counters and the label.
-const (
-	sbICountOff   = 128
-	sbIFreeOff    = 136
-	sbFDBlocksOff = 144
-	sbFNameOff    = 108
-	sbFNameLen    = 12
-)
 
 // readSB joins the primary superblock to tx.
 func (fs *FS) readSB(tx *journal.Transaction) (*cache.Buf, error) {
@@ -199,10 +190,10 @@ func (fs *FS) logCounters(c SBCounters) error {
 		tx.Cancel()
 		return err
 	}
-	binary.BigEndian.PutUint64(b.Data[sbICountOff:], c.ICount)
-	binary.BigEndian.PutUint64(b.Data[sbIFreeOff:], c.IFree)
-	binary.BigEndian.PutUint64(b.Data[sbFDBlocksOff:], c.FDBlocks)
-	tx.LogRange(b, 0, len(b.Data)-1)
+	ondisk.SBICount.Set(b.Data, c.ICount)
+	ondisk.SBIFree.Set(b.Data, c.IFree)
+	ondisk.SBFDBlocks.Set(b.Data, c.FDBlocks)
+	tx.LogRange(b, 0, len(b.Data)-1) // the whole sector, as xfs_log_sb logs the whole superblock
 	if _, err := tx.Commit(); err != nil {
 		tx.Cancel()
 		return err
@@ -220,8 +211,9 @@ func (fs *FS) SetLabel(label string) (uint64, error) {
 	if fs.log == nil {
 		return 0, ErrNotWritable
 	}
-	if len(label) > sbFNameLen {
-		return 0, fmt.Errorf("label %q is longer than %d bytes", label, sbFNameLen)
+	fname := ondisk.SBFName.Field()
+	if len(label) > fname.Size {
+		return 0, fmt.Errorf("label %q is longer than %d bytes", label, fname.Size)
 	}
 	tx := fs.Begin()
 	b, err := fs.readSB(tx)
@@ -229,10 +221,10 @@ func (fs *FS) SetLabel(label string) (uint64, error) {
 		tx.Cancel()
 		return 0, err
 	}
-	f := b.Data[sbFNameOff : sbFNameOff+sbFNameLen]
+	f := fname.Bytes(b.Data)
 	clear(f)
 	copy(f, label)
-	tx.LogRange(b, sbFNameOff, sbFNameOff+sbFNameLen-1)
+	ondisk.LogFields(tx, b, ondisk.SBFName)
 	seq, err := tx.Commit()
 	if err != nil {
 		tx.Cancel()

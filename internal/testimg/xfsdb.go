@@ -94,6 +94,18 @@ func DBWrite(t testing.TB, img string, cmds ...string) string {
 	return out
 }
 
+// DBWriteUnchecked is DBWrite without the check for error lines: for blocks
+// that are corrupt before the writes (xfs_db reports their bad CRC). It
+// fails the test only if xfs_db cannot run or exits non-zero.
+func DBWriteUnchecked(t testing.TB, img string, cmds ...string) string {
+	t.Helper()
+	out, err := runDB(t, img, true, cmds)
+	if err != nil {
+		t.Fatalf("testimg: %v", err)
+	}
+	return out
+}
+
 // A Field is one `name = value` line of xfs_db print output.
 type Field struct {
 	Name, Value string
