@@ -1,6 +1,8 @@
 // Package icluster owns freeing inodes: inspecting an orphan (what freeing
 // it releases, or why it is refused), truncating its forks (over several
-// transactions for a big one, as xfs_itruncate_extents), the inode core
+// transactions for a big one, as xfs_itruncate_extents, at any bmbt
+// depth; a reflinked file's shared data extents through SharedSpace:
+// rmap UNMAP_SHARED and refcount decrease), the inode core
 // reset, inode btree and AGI updates and unlinked-chain fix of the
 // kernel's xfs_ifree, releasing chunks that are entirely free, and the
 // stale-marking cluster free of xfs_ifree_cluster that runs when a chunk

@@ -189,6 +189,8 @@ type Victim struct {
 	Nblocks uint64
 	Extents []Extent
 	AGs     []uint32
+	// Reflink: DIFLAG2_REFLINK, its data extents are Shared.
+	Reflink bool
 }
 
 // Blocks is the number of fork blocks (data, attr and bmbt) the free
@@ -203,8 +205,9 @@ func (v *Victim) Blocks() uint64 {
 
 // Inspect reads inode agino of AG agno at loc without changing anything,
 // refuses what Ifree must not free (a *RefusedError naming the inode and
-// the reason: not unlinked, shared extents, realtime, a metadata inode, a
-// corrupt inode or block map), and lists what truncating it frees.
+// the reason: not unlinked, realtime, a metadata inode, a corrupt inode or
+// block map), and lists what truncating it frees (a reflinked file's data
+// extents marked Shared).
 func Inspect(c *cache.Cache, g *ondisk.Geometry, agno, agino uint32, loc ondisk.InodeLoc) (*Victim, error) {
 	ino := g.Ino(agno, agino)
 	refuse := func(reason string, err error) error { return &RefusedError{Ino: ino, Reason: reason, Err: err} }
@@ -233,7 +236,8 @@ func Inspect(c *cache.Cache, g *ondisk.Geometry, agno, agino uint32, loc ondisk.
 		return nil, refuse(err.Error(), err)
 	}
 	v := &Victim{Ino: ino, Agno: agno, Agino: agino, Loc: loc, Mode: d.Mode, Size: d.Size, Nblocks: d.Nblocks,
-		Extents: ForkExtents(g, ino, data, attr)}
+		Extents: ForkExtents(g, ino, data, attr), Reflink: isReflink(d)}
+	markShared(v.Extents, v.Reflink)
 	v.AGs = extentAGs(v.Extents, agno)
 	return v, nil
 }
@@ -246,16 +250,15 @@ func decodeVerified(g *ondisk.Geometry, raw []byte, ino uint64, agno uint32, dad
 }
 
 // CheckFreeable says why inode d may not be freed by xfsfree, or nil: it
-// must be unlinked (mode set, nlink 0), not share extents (reflink), not be
-// realtime, and not be a metadata inode.
+// must be unlinked (mode set, nlink 0), not be realtime, and not be a
+// metadata inode. A reflinked file (DIFLAG2_REFLINK) is freed the kernel's
+// way: its shared data extents through SharedSpace.
 func CheckFreeable(g *ondisk.Geometry, d *ondisk.Dinode) error {
 	switch {
 	case d.Mode == 0:
 		return fmt.Errorf("is already free (mode 0)")
 	case d.Nlink != 0:
 		return fmt.Errorf("has %d link(s): only unlinked inodes (nlink 0) are freed", d.Nlink)
-	case d.Flags2&ondisk.Diflag2Reflink != 0:
-		return fmt.Errorf("may share extents with other files (DIFLAG2_REFLINK): freeing reflinked files is not supported")
 	case d.Flags&ondisk.DiflagRealtime != 0:
 		return fmt.Errorf("is a realtime file (DIFLAG_REALTIME): freeing realtime files is not supported")
 	case d.IsMetadir() || isMetaIno(g.SB, d.Ino):
@@ -340,8 +343,11 @@ func (a *AG) Ifree(tx FreeTx, v *Victim, u Unlink) (*Freed, error) {
 	if err := CheckFreeable(g, d); err != nil {
 		return nil, &RefusedError{Ino: v.Ino, Reason: err.Error()}
 	}
-	if d.Nblocks != v.Nblocks {
-		return nil, &RefusedError{Ino: v.Ino, Reason: fmt.Sprintf("changed since it was inspected (di_nblocks %d, was %d)", d.Nblocks, v.Nblocks)}
+	if d.Nblocks != v.Nblocks || isReflink(d) != v.Reflink {
+		return nil, &RefusedError{Ino: v.Ino, Reason: fmt.Sprintf("changed since it was inspected (di_nblocks %d, was %d; di_flags2 %#x)", d.Nblocks, v.Nblocks, d.Flags2)}
+	}
+	if err := a.checkShared(v.Ino, v.Extents); err != nil {
+		return nil, err
 	}
 	next := d.NextUnlinked
 	prevBuf, err := unlinkCheck(tx, g, agiBuf, agno, agino, next, u)
@@ -366,7 +372,7 @@ func (a *AG) Ifree(tx FreeTx, v *Victim, u Unlink) (*Freed, error) {
 		tx.Binval(b)
 	}
 	for _, e := range v.Extents {
-		if err := a.Space.FreeExtent(tx, e.AG, e.Agbno, e.Len, e.Owner); err != nil {
+		if err := a.release(tx, e); err != nil {
 			return nil, fmt.Errorf("inode %d: freeing %s: %w", v.Ino, describe(e), err)
 		}
 		out.ForkBlocks += uint64(e.Len)
@@ -428,6 +434,8 @@ func describe(e Extent) string {
 		what = "bmbt block"
 	case e.Attr:
 		what = "attr extent"
+	case e.Shared:
+		what = "shared data extent"
 	}
 	return fmt.Sprintf("%s at AG %d agbno %d (%d blocks)", what, e.AG, e.Agbno, e.Len)
 }

@@ -11,7 +11,9 @@ import (
 // Truncating an orphan's forks to nothing (xfs_inactive_truncate,
 // xfs_inactive_symlink_rmt, xfs_attr_inactive → xfs_itruncate_extents):
 // every data extent and every bmbt block goes back to free space, and
-// where the rmapbt is enabled its reverse mapping goes with it.
+// where the rmapbt is enabled its reverse mapping goes with it — except
+// the data extents of a reflinked file, whose reference counts are lowered
+// instead (reflink.go).
 
 // Owner is the reverse-mapping owner of an extent being freed: the rmap
 // owner (an inode number, or one of ondisk.RmapOwn*) and the rmap offset
@@ -36,6 +38,9 @@ type Extent struct {
 	Bmbt   bool   // a block of the fork's block map btree
 	Attr   bool   // of the attr fork
 	Offset uint64 // file offset in blocks (data and attr extents)
+	// Shared: a data extent of a reflinked file, released through
+	// SharedSpace.FreeShared (reference counts lowered) rather than freed.
+	Shared bool
 }
 
 // ForkExtents lists what truncating both forks of inode ino frees, in the

@@ -4,44 +4,68 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/ondisk"
 )
 
 // Truncating an orphan too big for one transaction, in several, as the
-// kernel's xfs_itruncate_extents does (it unmaps a few extents a
-// transaction from the highest file offset and logs the inode each time;
-// the inode stays on its unlinked list until the last transaction frees
-// it). A crash in between leaves an orphan with fewer extents, which the
-// kernel's mount, or xfsfree again, goes on truncating.
+// kernel's xfs_itruncate_extents does: each transaction unmaps the fork's
+// last extents (the highest file offsets first), frees what they map
+// (or, for a reflinked file's data, lowers its reference counts) and logs
+// the inode with fewer extents; the inode stays on its unlinked list until
+// the last transaction (Ifree) frees it. A crash in between leaves a valid
+// orphan with fewer extents, which the kernel's mount, or xfsfree again,
+// goes on truncating.
 //
-// A step removes whole bmbt leaves from the right of the data fork's
-// btree: their extents and the leaves are freed, the leaf left of them
-// gets a null right sibling, their parent loses its last pointers (an
-// emptied node is freed too), and the inode's extent count, block count
-// and size (0, as xfs_inactive_truncate sets it first) are logged. The
-// remaining blocks keep their records untouched, so every block left is as
-// full as it was; a parent that loses pointers is the in-inode root or a
-// block right under it, which have no minimum number of records. Steps
-// stop while the fork still holds more extents than its inode could hold
-// inline (xfs_iformat_btree refuses a btree fork with fewer), and for
-// btrees deeper than root → node → leaf; the last transaction (Ifree)
-// frees the rest.
+// The data fork of a regular file goes first, then the attr fork (of any
+// file) in one step of its own, whatever its size: the kernel's
+// xfs_attr_inactive walks the attr btree (xfs_attr3_root_inactive) before
+// it truncates the fork, so an attr fork left cut short by a crash would
+// be an orphan the kernel cannot finish — xfs_itruncate_extents' own
+// rolls leave that hazard, which freeing the fork at once avoids. In a
+// btree fork the
+// tail is cut as xfs_btree_delete would leave it (bmbt_tail.go), at any
+// depth; when what is left fits in the inode the fork becomes an extents
+// fork and every bmbt block is freed (xfs_bmap_btree_to_extents: a btree
+// fork must hold more extents than the inode could hold inline,
+// xfs_iformat_btree). A step unmaps at most max extents and, of a
+// reflinked file's data, at most max blocks: the last extent it reaches is
+// cut short when the blocks run out (__xfs_bunmapi's xfs_refcount_max_unmap
+// bound), so that one extent shared with many refcount records is unmapped
+// over several transactions. A regular file's size is set to 0 by the
+// first step (xfs_inactive_truncate); its REFLINK flag is cleared when its
+// data fork is empty (xfs_itruncate_clear_reflink_flags); an attr fork
+// left empty is removed (xfs_attr_fork_remove) unless the data fork is a
+// btree, whose in-inode root would have to move.
 
-type stepBlock struct {
-	fsb uint64
-	buf *cache.Buf
-	blk *ondisk.BmbtBlock
+// stepBudget decides a step's cut from the fork's last records (last
+// first): k whole records, then trim blocks off the next one.
+func stepBudget(tail []ondisk.BmbtIrec, max int, shared bool) (k int, trim uint32) {
+	var used uint64
+	for _, r := range tail {
+		if k >= max {
+			break
+		}
+		if shared && used+uint64(r.BlockCount) > uint64(max) {
+			return k, uint32(uint64(max) - used)
+		}
+		used += uint64(r.BlockCount)
+		k++
+	}
+	return k, 0
 }
 
 // TruncateStep does one such transaction for v (from Inspect) in tx,
-// removing leaves while they hold at most maxExtents extents in all (at
-// least one leaf). It returns the extents and blocks it freed and the
-// extents left in the data fork; freed 0 means no step applies (the rest
-// is for Ifree) and tx is unchanged. A *RefusedError means nothing was
-// changed; any other error leaves tx half changed, to be cancelled.
+// unmapping at most maxExtents extents (and at most maxExtents blocks of a
+// reflinked file's data), or the whole attr fork. It returns the extents it unmapped (one cut
+// short counts), the blocks it took from the inode (data, attr and bmbt),
+// and the work left, in the same units as maxExtents (the extents of both
+// forks, or, for a reflinked file, its blocks if more: Victim.NeedsSteps
+// of the rest); freed 0 means no step applies (the rest is for Ifree) and
+// tx is unchanged. A *RefusedError means nothing was changed; any other
+// error leaves tx half changed, to be cancelled.
 func (a *AG) TruncateStep(tx FreeTx, v *Victim, maxExtents int) (freed int, blocks uint64, left uint64, err error) {
 	g, agno := a.G, a.Agno
+	maxExtents = max(maxExtents, 1)
 	refuse := func(err error) error { return &RefusedError{Ino: v.Ino, Reason: err.Error(), Err: err} }
 	ip, err := a.iget(tx, v.Agino)
 	if err != nil {
@@ -62,108 +86,40 @@ func (a *AG) TruncateStep(tx FreeTx, v *Victim, maxExtents int) (freed int, bloc
 	if d.Nblocks != v.Nblocks {
 		return 0, 0, 0, &RefusedError{Ino: v.Ino, Reason: fmt.Sprintf("changed since it was inspected (di_nblocks %d, was %d)", d.Nblocks, v.Nblocks)}
 	}
-	nextents := d.Nextents(ondisk.DataFork)
-	if d.Format != ondisk.DinodeFmtBtree || !d.IsReg() {
-		return 0, 0, nextents, nil
+	fork := -1
+	switch {
+	case d.IsReg() && d.Nextents(ondisk.DataFork) > 0:
+		fork = ondisk.DataFork
+	case d.HasAttrFork() && d.Nextents(ondisk.AttrFork) > 0:
+		fork = ondisk.AttrFork
 	}
-	root, err := d.BmdrRoot(ondisk.DataFork)
+	if fork < 0 {
+		return 0, 0, workLeft(d), nil
+	}
+	if fork == ondisk.AttrFork {
+		// The whole attr fork at once: the kernel's inactivation walks
+		// the attr btree before it truncates the fork
+		// (xfs_attr3_root_inactive), so an attr fork cut part of the way
+		// is an orphan the kernel cannot finish (it stays on its
+		// unlinked list).
+		maxExtents = int(min(d.Nextents(fork), uint64(1<<31-2)))
+	}
+	st, err := a.planStep(tx, d, v.Ino, fork, maxExtents)
 	if err != nil {
-		return 0, 0, 0, refuse(ondisk.SetLocation(err, agno, v.Loc.Daddr))
+		return 0, 0, 0, refuse(err)
 	}
-	if root.Level > 2 || root.Numrecs == 0 {
-		return 0, 0, nextents, nil
+	if err := a.checkShared(v.Ino, st.exts); err != nil {
+		return 0, 0, 0, err
 	}
-	readBlk := func(fsb uint64, level int) (stepBlock, error) {
-		daddr, bag := g.FsbToDaddr(fsb), g.FsbToAgno(fsb)
-		ctx := ondisk.VerifyCtx{G: g, AG: bag, Daddr: daddr}
-		b, err := tx.ReadBuf(daddr, g.BlockBBs(), ondisk.KindBmbt, ctx)
-		if err != nil {
-			return stepBlock{}, err
-		}
-		// ReadBuf verified the block (or the transaction changed it: its CRC
-		// is recomputed at commit); only the owner is left to check.
-		if err := ondisk.CheckBmbtOwner(b.Data, ctx, v.Ino); err != nil {
-			return stepBlock{}, ondisk.SetLocation(err, bag, daddr)
-		}
-		blk, err := ondisk.DecodeBmbtBlock(b.Data)
-		if err == nil && int(blk.Level) != level {
-			err = (ondisk.Where{AG: bag, Daddr: daddr}).Corrupt(fmt.Sprintf("bmbt block of inode %d", v.Ino), "bb_level", blk.Level, level, "")
-		}
-		return stepBlock{fsb: fsb, buf: b, blk: blk}, err
+	for _, e := range st.exts {
+		blocks += uint64(e.Len)
 	}
-	// The rightmost parent of leaves: the root itself, or its last node.
-	children := root.Ptrs
-	var parent stepBlock
-	if root.Level == 2 {
-		if parent, err = readBlk(root.Ptrs[len(root.Ptrs)-1], 1); err != nil {
-			return 0, 0, 0, refuse(err)
-		}
-		children = parent.blk.Ptrs
+	if blocks > d.Nblocks {
+		err := (ondisk.Where{AG: agno, Daddr: v.Loc.Daddr}).Corrupt(fmt.Sprintf("dinode %d", v.Ino), "di_nblocks", d.Nblocks, nil,
+			fmt.Sprintf("fewer than the %d blocks a truncation step unmaps", blocks))
+		return 0, 0, 0, refuse(err)
 	}
-	keep := uint64(2 * (d.ForkSize(ondisk.DataFork) / ondisk.BmbtRecLen))
-	var leaves []stepBlock
-	for i := len(children) - 1; i >= 0; i-- {
-		if root.Level == 1 && i == 0 {
-			break // the root keeps a leaf
-		}
-		leaf, err := readBlk(children[i], 0)
-		if err != nil {
-			return 0, 0, 0, refuse(err)
-		}
-		k := len(leaf.blk.Recs)
-		if len(leaves) > 0 && freed+k > maxExtents {
-			break
-		}
-		if nextents < uint64(freed+k)+keep {
-			break
-		}
-		leaves = append(leaves, leaf)
-		freed += k
-	}
-	if len(leaves) == 0 {
-		return 0, 0, nextents, nil
-	}
-	freeParent := root.Level == 2 && len(leaves) == len(children)
-	if freeParent && len(root.Ptrs) == 1 {
-		return 0, 0, nextents, nil // cannot happen with keep > 0
-	}
-	leftmost := leaves[len(leaves)-1]
-	var leftLeaf, leftNode stepBlock
-	if s := leftmost.blk.LeftSib; s != ondisk.NullFsbno {
-		if leftLeaf, err = readBlk(s, 0); err != nil {
-			return 0, 0, 0, refuse(err)
-		}
-	}
-	if freeParent {
-		if s := parent.blk.LeftSib; s != ondisk.NullFsbno {
-			if leftNode, err = readBlk(s, 1); err != nil {
-				return 0, 0, 0, refuse(err)
-			}
-		}
-	}
-	// What is freed, highest offset first, then the leaves (and the
-	// parent); the AGFs in ascending order before anything changes.
-	var exts []Extent
-	for _, l := range leaves {
-		for i := len(l.blk.Recs) - 1; i >= 0; i-- {
-			r := l.blk.Recs[i]
-			off := r.StartOff
-			if r.Unwritten {
-				off |= ondisk.RmapOffUnwritten
-			}
-			exts = append(exts, Extent{AG: g.FsbToAgno(r.StartBlock), Agbno: g.FsbToAgbno(r.StartBlock), Len: r.BlockCount,
-				Owner: Owner{Owner: v.Ino, Offset: off}, Fsbno: r.StartBlock, Offset: r.StartOff})
-		}
-	}
-	bmbtBlocks := leaves
-	if freeParent {
-		bmbtBlocks = append(slices.Clone(leaves), parent)
-	}
-	for _, b := range bmbtBlocks {
-		exts = append(exts, Extent{AG: g.FsbToAgno(b.fsb), Agbno: g.FsbToAgbno(b.fsb), Len: 1,
-			Owner: Owner{Owner: v.Ino, Offset: ondisk.RmapOffBmbtBlock}, Fsbno: b.fsb, Bmbt: true})
-	}
-	for _, ag := range extentAGs(exts, agno) {
+	for _, ag := range extentAGs(st.exts, agno) {
 		if _, err := LockAGF(tx, g, ag); err != nil {
 			return 0, 0, 0, refuse(err)
 		}
@@ -172,41 +128,177 @@ func (a *AG) TruncateStep(tx FreeTx, v *Victim, maxExtents int) (freed int, bloc
 	// From here on the transaction changes. The freed bmbt blocks are
 	// cancelled first (xfs_btree_free_block): a block the free-space
 	// btrees reuse in this transaction is revived by its new owner.
-	for _, b := range bmbtBlocks {
-		tx.Binval(b.buf)
+	for _, n := range st.freedBlocks {
+		tx.Binval(n.buf)
 	}
-	for _, e := range exts {
-		if err := a.Space.FreeExtent(tx, e.AG, e.Agbno, e.Len, e.Owner); err != nil {
+	for _, e := range st.exts {
+		if err := a.release(tx, e); err != nil {
 			return 0, 0, 0, fmt.Errorf("inode %d: truncating: freeing %s: %w", v.Ino, describe(e), err)
 		}
-		blocks += uint64(e.Len)
 	}
-	if leftLeaf.buf != nil {
-		ondisk.LongBlockRightSib.Set(leftLeaf.buf.Data, ondisk.NullFsbno)
-		ondisk.LogFields(tx, leftLeaf.buf, ondisk.LongBlockRightSib)
+	if st.cut != nil && st.inline == nil {
+		st.cut.write()
+		st.cut.root.Encode(d.ForkBytes(fork))
+	}
+	if st.inline != nil {
+		fb := d.ForkBytes(fork)
+		for i, r := range st.inline {
+			r.Encode(fb[i*ondisk.BmbtRecLen:])
+		}
+		if fork == ondisk.DataFork {
+			d.Format = ondisk.DinodeFmtExtents
+		} else {
+			d.Aformat = ondisk.DinodeFmtExtents
+		}
+	}
+	n := d.Nextents(fork) - uint64(st.removed)
+	d.SetNextents(fork, n)
+	d.Nblocks -= blocks
+	if d.IsReg() {
+		d.Size = 0
 	}
 	switch {
-	case root.Level == 1:
-		n := len(root.Ptrs) - len(leaves)
-		root.Numrecs, root.Keys, root.Ptrs = uint16(n), root.Keys[:n], root.Ptrs[:n]
-	case freeParent:
-		if leftNode.buf != nil {
-			ondisk.LongBlockRightSib.Set(leftNode.buf.Data, ondisk.NullFsbno)
-			ondisk.LogFields(tx, leftNode.buf, ondisk.LongBlockRightSib)
-		}
-		n := len(root.Ptrs) - 1
-		root.Numrecs, root.Keys, root.Ptrs = uint16(n), root.Keys[:n], root.Ptrs[:n]
-	default:
-		ondisk.LongBlockNumRecs.Set(parent.buf.Data, uint64(len(children)-len(leaves)))
-		ondisk.LogFields(tx, parent.buf, ondisk.LongBlockNumRecs)
+	case fork == ondisk.DataFork && n == 0:
+		d.Flags2 &^= ondisk.Diflag2Reflink
+	case fork == ondisk.AttrFork && n == 0 && d.Format != ondisk.DinodeFmtBtree:
+		d.Forkoff = 0
+		d.Aformat = ondisk.DinodeFmtExtents
 	}
-	root.Encode(d.ForkBytes(ondisk.DataFork))
-	left = nextents - uint64(freed)
-	d.SetNextents(ondisk.DataFork, left)
-	d.Nblocks -= blocks
-	d.Size = 0
 	d.ChangeCount++
 	d.EncodeCRC(raw)
 	logInode(tx, ib, v.Loc.Offset, ip)
-	return freed, blocks, left, nil
+	freed = st.removed
+	if st.trimmed {
+		freed++
+	}
+	return freed, blocks, workLeft(d), nil
+}
+
+// workLeft is what truncating d's forks still has to do, in the units of
+// Victim.NeedsSteps: its extents, or a reflinked file's blocks if more.
+func workLeft(d *ondisk.Dinode) uint64 {
+	n := d.Nextents(ondisk.DataFork) + d.Nextents(ondisk.AttrFork)
+	if isReflink(d) {
+		n = max(n, d.Nblocks)
+	}
+	return n
+}
+
+// step is a planned truncation step of one fork. This struct does not
+// represent an on-disk struct.
+type step struct {
+	exts        []Extent // unmapped pieces, highest offset first, then the bmbt blocks freed
+	freedBlocks []*bnode
+	removed     int  // whole records removed
+	trimmed     bool // and the last one left cut short
+	cut         *cutter
+	// inline, when not nil, is the fork's new extent list (an extents
+	// fork, or a btree fork that becomes one).
+	inline []ondisk.BmbtIrec
+}
+
+// planStep reads what a step of fork of d unmaps, changing nothing in the
+// transaction's buffers (btree blocks are changed in their decoded form).
+func (a *AG) planStep(tx FreeTx, d *ondisk.Dinode, ino uint64, fork, maxExtents int) (*step, error) {
+	n := d.Nextents(fork)
+	inlineMax := uint64(d.ForkSize(fork) / ondisk.BmbtRecLen)
+	shared := fork == ondisk.DataFork && isReflink(d)
+	st := &step{}
+	var pieces []ondisk.BmbtIrec
+	switch d.ForkFormat(fork) {
+	case ondisk.DinodeFmtExtents:
+		recs, err := d.Extents(fork)
+		if err != nil {
+			return nil, err
+		}
+		pieces = st.cutList(recs, maxExtents, shared)
+	case ondisk.DinodeFmtBtree:
+		root, err := d.BmdrRoot(fork)
+		if err != nil {
+			return nil, err
+		}
+		c := newCutter(a, tx, ino, fork, root)
+		st.cut = c
+		if err := c.loadRight(); err != nil {
+			return nil, err
+		}
+		tail, err := c.tailRecords(maxExtents + 1)
+		if err != nil {
+			return nil, err
+		}
+		k, trim := stepBudget(tail, maxExtents, shared)
+		if n-uint64(k) <= inlineMax {
+			// What is left fits in the inode: the fork becomes an
+			// extents fork, every block of the tree is freed.
+			blocks, recs, err := c.all()
+			if err != nil {
+				return nil, err
+			}
+			if uint64(len(recs)) != n {
+				return nil, &ondisk.CorruptError{AG: ondisk.NoAG, Daddr: -1, Struct: fmt.Sprintf("dinode %d", ino), Field: "nextents",
+					Found: n, Msg: fmt.Sprintf("the fork's btree holds %d records", len(recs))}
+			}
+			pieces = st.cutList(recs, maxExtents, shared)
+			st.freedBlocks = blocks
+			break
+		}
+		if k > 0 {
+			if err := c.dropTail(0, k); err != nil {
+				return nil, err
+			}
+		}
+		if trim > 0 {
+			c.trimLast(trim)
+		}
+		if err := c.rebalance(); err != nil {
+			return nil, err
+		}
+		if err := c.collapse(ondisk.BmdrMaxRecs(d.ForkSize(fork))); err != nil {
+			return nil, err
+		}
+		pieces, st.freedBlocks = c.pieces, c.freed
+		st.removed, st.trimmed = k, trim > 0
+	default:
+		return st, nil
+	}
+	var flag uint64
+	if fork == ondisk.AttrFork {
+		flag = ondisk.RmapOffAttrFork
+	}
+	g := a.G
+	for _, r := range pieces {
+		off := r.StartOff | flag
+		if r.Unwritten {
+			off |= ondisk.RmapOffUnwritten
+		}
+		st.exts = append(st.exts, Extent{AG: g.FsbToAgno(r.StartBlock), Agbno: g.FsbToAgbno(r.StartBlock), Len: r.BlockCount,
+			Owner: Owner{Owner: ino, Offset: off}, Fsbno: r.StartBlock, Attr: fork == ondisk.AttrFork, Offset: r.StartOff, Shared: shared})
+	}
+	for _, b := range st.freedBlocks {
+		st.exts = append(st.exts, Extent{AG: g.FsbToAgno(b.fsb), Agbno: g.FsbToAgbno(b.fsb), Len: 1,
+			Owner: Owner{Owner: ino, Offset: ondisk.RmapOffBmbtBlock | flag}, Fsbno: b.fsb, Bmbt: true, Attr: fork == ondisk.AttrFork})
+	}
+	return st, nil
+}
+
+// cutList cuts the tail off a whole extent list (an extents fork, or a
+// btree fork becoming one): the kept records become st.inline and the
+// pieces unmapped are returned, last first.
+func (st *step) cutList(recs []ondisk.BmbtIrec, maxExtents int, shared bool) []ondisk.BmbtIrec {
+	tail := slices.Clone(recs[max(0, len(recs)-maxExtents-1):])
+	slices.Reverse(tail)
+	k, trim := stepBudget(tail, maxExtents, shared)
+	keep := slices.Clone(recs[:len(recs)-k])
+	pieces := slices.Clone(tail[:k])
+	if trim > 0 {
+		last := &keep[len(keep)-1]
+		pieces = append(pieces, tailOf(*last, trim))
+		last.BlockCount -= trim
+	}
+	st.inline = keep
+	if st.inline == nil {
+		st.inline = []ondisk.BmbtIrec{}
+	}
+	st.removed, st.trimmed = k, trim > 0
+	return pieces
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/inobt"
 	"github.com/xfsfree/xfsfree/ondisk"
+	"github.com/xfsfree/xfsfree/refcount"
 )
 
 // CheckProblem is one finding of Check: where (AG, daddr: -1 when no one
@@ -35,7 +36,10 @@ type AGCheck struct {
 	Longest     uint32 `json:"longest"`
 	AGFLBlocks  int    `json:"agfl_blocks"`
 	RmapRecs    int    `json:"rmap_records"`
-	Problems    int    `json:"problems"`
+	// RefcountRecs counts the refcount btree's records (shared extents
+	// and CoW staging extents), on reflink filesystems.
+	RefcountRecs int `json:"refcount_records,omitempty"`
+	Problems     int `json:"problems"`
 }
 
 // CheckReport is the result of Check. Problems are errors (Clean false);
@@ -253,6 +257,16 @@ func (c *agChecker) checkAGF() {
 		}
 		c.res.RmapRecs = n
 	}
+	if g.HasReflink {
+		// The refcount btree, each record checked (xfs_refcount_check_irec):
+		// reflinked orphans and CoW leftovers change it.
+		n := 0
+		t := refcount.Tree(fs.Cache, g, agno, f.RefcountRoot, int(f.RefcountLevel))
+		if err := t.Walk(func(rec []byte) error { n++; return ondisk.DecodeRefcountRec(rec).Check(g, agno) }); err != nil {
+			c.fail(-1, err)
+		}
+		c.res.RefcountRecs = n
+	}
 }
 
 // compareFreeSpace reports the extents that only one of the bnobt and the
@@ -294,10 +308,11 @@ func (c *agChecker) compareFreeSpace(bno, cnt []ondisk.AllocRec) {
 
 // Check verifies, AG by AG in parallel, the structures xfsfree relies on:
 // every AG header and btree block's CRC and magic, the shape, key order
-// and sibling links of the inobt, finobt, bnobt, cntbt and rmapbt, the AGI
-// counters against the inobt, the finobt against the inobt, the bnobt
-// against the cntbt, the AGF's free-space counters against the bnobt and
-// its free list count against the AGFL, and the superblock's summary
+// and sibling links of the inobt, finobt, bnobt, cntbt, rmapbt and
+// refcountbt (its records checked), the AGI counters against the inobt,
+// the finobt against the inobt, the bnobt against the cntbt, the AGF's
+// free-space counters against the bnobt and its free list count against
+// the AGFL, and the superblock's summary
 // counters against the AG sums. It writes nothing. An AG whose headers
 // cannot be read is reported and the others are still checked. progress,
 // if set, is called after each AG.

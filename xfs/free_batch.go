@@ -112,7 +112,7 @@ func (bt *batcher) run(items []item, retry bool) {
 		if stopped(w.o.Stop) {
 			break
 		}
-		if it.v != nil && len(it.v.Extents) > bt.stepExtents() {
+		if it.v != nil && it.v.NeedsSteps(bt.stepExtents()) {
 			// Too big for one transaction: truncate it in steps of its
 			// own first (the batch so far is committed before).
 			flush()

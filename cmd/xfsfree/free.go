@@ -55,9 +55,11 @@ the orphans given by number (--ino, repeatable or comma-separated; an inode
 with links, a free one or a number outside the filesystem is refused by
 number), and releases inode chunks that are entirely free already
 (--empty-chunks; the kernel never releases those). Each orphan's forks are
-truncated and their blocks freed, its inode btree records updated and the
-inode reset; a chunk left entirely free is released (its inode cluster
-buffers cancelled, its blocks freed) unless --keep-chunks.
+truncated and their blocks freed (a reflinked file's shared blocks lose one
+reference instead: those another file still maps stay allocated), its inode
+btree records updated and the inode reset; a chunk left entirely free is
+released (its inode cluster buffers cancelled, its blocks freed) unless
+--keep-chunks.
 
 Every change is a logged transaction in the filesystem's own log; at the end
 the superblock counters are rebuilt from the AG headers and the log is left
@@ -67,9 +69,9 @@ accounting on, the quota 'checked' flags are cleared so that the next mount
 re-counts usage.
 
 free refuses a mounted device and a dirty log (run 'xfsfree recover' first).
-Orphans it must not free (reflinked or realtime files, metadata inodes, a
-corrupt inode or block) are refused by number; a free that meets a corrupt
-block is cancelled (nothing of it written) and named; the others go on, and
+Orphans it must not free (realtime files, metadata inodes, a corrupt inode
+or block) are refused by number; a free that meets a corrupt block is
+cancelled (nothing of it written) and named; the others go on, and
 the exit status is 1. --dry-run opens the device read-only and prints the
 plan.
 

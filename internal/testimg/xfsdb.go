@@ -138,7 +138,8 @@ func ParseFields(out string) map[string]string {
 }
 
 // ParseUint parses a number as xfs_db prints it: decimal, 0x hex, 0 octal (modes: "0100644"),
-// with any trailing annotation ignored ("3 (btree)", "0x1dd8a076 (correct)"). "null" is all ones.
+// with any trailing annotation ignored ("3 (btree)", "0x1dd8a076 (correct)"). "null" is all ones; a
+// negative number (an rmap owner: "-5" is XFS_RMAP_OWN_AG) is its two's complement.
 func ParseUint(v string) (uint64, error) {
 	v = strings.TrimSpace(v)
 	if i := strings.IndexByte(v, ' '); i >= 0 {
@@ -146,6 +147,10 @@ func ParseUint(v string) (uint64, error) {
 	}
 	if v == "null" {
 		return ^uint64(0), nil
+	}
+	if strings.HasPrefix(v, "-") { // rmap owners: "-3" is XFS_RMAP_OWN_FS
+		n, err := strconv.ParseInt(v, 0, 64)
+		return uint64(n), err
 	}
 	return strconv.ParseUint(v, 0, 64)
 }
