@@ -40,13 +40,16 @@ type RecoverOptions struct {
 	// has begun recovery finishes (it is short, and a dirty log stays
 	// replayable until its unmount record).
 	Stop <-chan struct{}
-	// KeepPending, with intents pending after the replay, writes the
-	// replayed metadata but neither refuses nor closes the log: the
-	// report lists the intents (PendingIntents) and LeftDirty is set; the
-	// caller finishes them in a session that continues the log
-	// (ContinueWriter, Session.HoldTail at their oldest LSN) and closes
-	// it. Without it such a log is refused (PendingIntentsError).
-	KeepPending bool
+	// CanFinish, if set, is asked, once the replay is done and before
+	// anything is written, whether the caller can finish the intents
+	// left pending. If it returns nil, Recover writes the replayed
+	// metadata but neither refuses nor closes the log: the report lists
+	// the intents (PendingIntents) and LeftDirty is set; the caller
+	// finishes them in a session that continues the log (ContinueWriter,
+	// Session.HoldTail at their oldest LSN) and closes it. Otherwise
+	// (or without CanFinish) such a log is refused with nothing written:
+	// its error, or a *PendingIntentsError.
+	CanFinish func(pending []PendingIntent) error
 }
 
 // ErrInterrupted is returned by Recover when Stop was closed before it
@@ -95,7 +98,7 @@ type RecoverReport struct {
 	IntentsCancelled int `json:"intents_cancelled"`
 	DoneUnmatched    int `json:"done_items_unmatched"`
 	// LeftDirty: the replay was written but the log left dirty, its
-	// pending intents to be finished by the caller (KeepPending).
+	// pending intents to be finished by the caller (CanFinish).
 	LeftDirty bool `json:"left_dirty,omitempty"`
 
 	// PendingIntents lists, in log order, the intents no done item
@@ -222,8 +225,11 @@ func Recover(dev WriteDev, g *ondisk.Geometry, lg Geometry, st *State, opts Reco
 		if !errors.As(err, &pe) {
 			return nil, err
 		}
-		if !opts.KeepPending {
+		if opts.CanFinish == nil {
 			return rep, err
+		}
+		if cerr := opts.CanFinish(pe.Intents); cerr != nil {
+			return rep, cerr
 		}
 		pending = true
 	}

@@ -40,6 +40,9 @@ type CowOptions struct {
 	// is closed: what committed is kept, the rest is left, and the run
 	// ends cleanly (Finish). The report says Interrupted.
 	Stop <-chan struct{}
+
+	// noFinish leaves the session open at the end (clean ends it).
+	noFinish bool
 }
 
 // CowExtent is a CoW staging extent freed (or, in a dry run, to free).
@@ -114,7 +117,9 @@ func (fs *FS) FreeCowLeftovers(o CowOptions) (*CowReport, error) {
 	if fs.G.HasReflink {
 		var err error
 		if exts, err = fs.cowLeftovers(); err != nil {
-			fs.log = nil
+			if !o.noFinish {
+				fs.log = nil
+			}
 			return rep, err
 		}
 	}
@@ -129,11 +134,15 @@ func (fs *FS) FreeCowLeftovers(o CowOptions) (*CowReport, error) {
 		return rep, nil
 	}
 	if len(exts) == 0 {
-		fs.log = nil // nothing to write
+		if !o.noFinish {
+			fs.log = nil // nothing to write
+		}
 		return rep, nil
 	}
 	if err := fs.Preflight(); err != nil {
-		fs.log = nil
+		if !o.noFinish {
+			fs.log = nil
+		}
 		return rep, err
 	}
 	batch := o.BatchExtents
@@ -182,6 +191,9 @@ func (fs *FS) FreeCowLeftovers(o CowOptions) (*CowReport, error) {
 		}
 		progress(n)
 		i += n
+	}
+	if o.noFinish {
+		return rep, nil
 	}
 	if rep.Transactions == 0 && fs.log.Err() == nil {
 		fs.log = nil

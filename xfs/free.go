@@ -80,6 +80,9 @@ type FreeOptions struct {
 	// committed, if set (tests), is called after each commit of a batch
 	// (not yet durable), from the worker that committed it.
 	committed func()
+	// noFinish leaves the session open at the end (clean's next phase
+	// ends it); the quota flags are the caller's too.
+	noFinish bool
 	// workersDone, if set (tests), is called when every worker is done,
 	// before the writeback stops and Finish runs.
 	workersDone func()
@@ -256,14 +259,18 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 		byAG, refused = fs.resolveInos(o)
 		if len(refused) > 0 {
 			rep.Refused = refused
-			fs.log = nil
+			if !o.noFinish {
+				fs.log = nil
+			}
 			return rep, &InoRefusedError{Refused: refused}
 		}
 	}
 	// Everything the run relies on is checked before the first write
 	// (and by a dry run as by the real one).
 	if err := fs.Preflight(); err != nil {
-		fs.log = nil
+		if !o.noFinish {
+			fs.log = nil
+		}
 		return rep, err
 	}
 	if o.afterPreflight != nil {
@@ -335,6 +342,9 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 			rep.QuotaNote = "quota accounting is on: the quota 'checked' flags would be cleared so that the next mount re-counts usage"
 		}
 		return rep, nil
+	}
+	if o.noFinish {
+		return rep, wbErr // the caller ends the session (clean)
 	}
 	if rep.Transactions == 0 && fs.log.Err() == nil {
 		// Nothing committed, so nothing was written (the log writer

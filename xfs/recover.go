@@ -1,6 +1,7 @@
 package xfs
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/xfsfree/xfsfree/journal"
@@ -23,6 +24,9 @@ type RecoverOptions struct {
 type RecoverReport struct {
 	Device string `json:"device"`
 	*journal.RecoverReport
+	// Intents is what finishing the intents the replay left pending did
+	// (nil: none were pending).
+	Intents *IntentsReport `json:"intents,omitempty"`
 	// Orphans is the number of inodes on the AGI unlinked lists after
 	// recovery: left for 'xfsfree free --orphans' (the kernel frees them at
 	// mount; recover does not).
@@ -35,22 +39,22 @@ const OrphansNote = "orphaned inodes on the AGI unlinked lists are left in place
 	"to free them (a kernel mount would free them too)"
 
 // Recover opens the device or image at path for writing (refusing one that
-// is mounted) and replays its log as the kernel's log recovery does, then
+// is mounted) and replays its log as the kernel's log recovery does,
+// finishes the intents it leaves pending in logged transactions, then
 // writes the superblock counters and an unmount record. A clean log is
 // reported and nothing is written. A log holding items xfsfree does not
-// replay, or intents without their done items (journal.PendingIntentsError),
-// is refused, nothing written.
+// replay, or intents it cannot finish, is refused with nothing written
+// (the report says what it holds).
 func Recover(path string, o RecoverOptions) (*RecoverReport, error) {
-	fs, err := Open(path, Options{ReadOnly: o.DryRun, Buffered: o.Buffered, Offset: o.Offset, Size: o.Size})
-	if err != nil {
+	opts := Options{ReadOnly: o.DryRun, Buffered: o.Buffered, Offset: o.Offset, Size: o.Size}
+	jr, err := recoverAndFinish(path, opts, o, nil)
+	if jr == nil {
 		return nil, err
 	}
-	jr, err := recoverLog(fs, o)
-	fs.Close()
+	rep := &RecoverReport{Device: path, RecoverReport: jr.RecoverReport, Intents: jr.intents}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return rep, fmt.Errorf("%s: %w", path, err)
 	}
-	rep := &RecoverReport{Device: path, RecoverReport: jr}
 	if jr.CountersNotRebuilt != "" {
 		// The log is replayed and clean; the filesystem is corrupt.
 		what := "the log was replayed and is clean"
@@ -75,20 +79,65 @@ func Recover(path string, o RecoverOptions) (*RecoverReport, error) {
 	return rep, nil
 }
 
-// recoverLog finds the log's head and tail and replays it.
-func recoverLog(fs *FS, o RecoverOptions) (*journal.RecoverReport, error) {
-	lg, err := journal.NewGeometry(fs.G)
+// recovery is a log's recovery: the journal's report and, when it left
+// intents pending, what finishing them did.
+type recovery struct {
+	*journal.RecoverReport
+	intents *IntentsReport
+}
+
+// recoverAndFinish replays path's log (if dirty) and finishes the intents
+// it leaves pending. With then set, the session that finished them stays
+// open for then (clean's next phases), which must end it (Finish);
+// otherwise it is finished here. A clean log writes nothing.
+func recoverAndFinish(path string, opts Options, o RecoverOptions, then func(fs *FS) error) (*recovery, error) {
+	fs, err := Open(path, opts)
 	if err != nil {
 		return nil, err
 	}
+	jr, st, err := recoverLog(fs, o)
+	fs.Close()
+	if jr == nil {
+		return nil, err
+	}
+	r := &recovery{RecoverReport: jr}
+	if err != nil || !jr.LeftDirty {
+		return r, err
+	}
+	// Intents pending: finished in a session that continues the log, the
+	// tail held at the oldest of them until their done items are durable.
+	fs, err = openContinuing(path, opts, st, jr.PendingIntents[0].LSN)
+	if err != nil {
+		return r, err
+	}
+	defer fs.Close()
+	r.intents, err = fs.finishIntents(jr.PendingIntents)
+	if err == nil {
+		err = fs.log.Force()
+	}
+	fs.log.ReleaseTail()
+	if err == nil && then != nil {
+		return r, then(fs)
+	}
+	return r, errors.Join(err, fs.Finish())
+}
+
+// recoverLog finds the log's head and tail and replays it; intents left
+// pending that xfsfree can finish are left to the caller (LeftDirty).
+func recoverLog(fs *FS, o RecoverOptions) (*journal.RecoverReport, *journal.State, error) {
+	lg, err := journal.NewGeometry(fs.G)
+	if err != nil {
+		return nil, nil, err
+	}
 	if lg.External {
-		return nil, fmt.Errorf("the log is external: recovering it is not supported (mount the filesystem with its log device)")
+		return nil, nil, fmt.Errorf("the log is external: recovering it is not supported (mount the filesystem with its log device)")
 	}
 	st, err := journal.New(fs.Dev, lg).FindTail()
 	if err != nil {
-		return nil, fmt.Errorf("finding the log head and tail: %w", err)
+		return nil, nil, fmt.Errorf("finding the log head and tail: %w", err)
 	}
-	return journal.Recover(fs.Dev, fs.G, lg, st, journal.RecoverOptions{DryRun: o.DryRun, Stop: o.Stop})
+	jr, err := journal.Recover(fs.Dev, fs.G, lg, st, journal.RecoverOptions{DryRun: o.DryRun, Stop: o.Stop, CanFinish: canFinishIntents})
+	return jr, st, err
 }
 
 // countOrphans counts the inodes on every AGI unlinked list of the image.

@@ -50,6 +50,33 @@ func OpenWrite(path string, o Options) (*FS, error) {
 	return fs, nil
 }
 
+// openContinuing opens path for writing on a log whose replay is written
+// but which is still dirty (journal.RecoverReport.LeftDirty): the session
+// continues the log at its head, st being what FindTail found before the
+// replay, with the tail held at hold (the oldest intent not yet finished).
+func openContinuing(path string, o Options, st *journal.State, hold ondisk.LSN) (*FS, error) {
+	o.ReadOnly = false
+	fs, err := Open(path, o)
+	if err != nil {
+		return nil, err
+	}
+	lg, err := journal.NewGeometry(fs.G)
+	if err == nil && lg.External {
+		err = ErrExternalLog
+	}
+	var w *journal.Writer
+	if err == nil {
+		w, err = journal.ContinueWriter(fs.Dev, lg, st)
+	}
+	if err != nil {
+		fs.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	fs.log = journal.NewSession(w, fs.Cache, fs.G)
+	fs.log.HoldTail(hold)
+	return fs, nil
+}
+
 func (fs *FS) startLog() error {
 	lg, err := journal.NewGeometry(fs.G)
 	if err != nil {
