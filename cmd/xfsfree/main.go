@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -33,6 +34,9 @@ type globalFlags struct {
 	buffered bool
 	quiet    bool
 	part     partitionFlags // --partition, --offset, --size (partition.go)
+
+	start  time.Time // when the run started (elapsed_seconds, text summaries)
+	report any       // the report of the --json document (output.go)
 }
 
 func newRootCmd(g *globalFlags) *cobra.Command {
@@ -108,21 +112,39 @@ const memoryLimit = 192 << 20
 
 func run(args []string) int {
 	defer startProfile()()
-	var g globalFlags
+	g := globalFlags{start: time.Now()}
 	root := newRootCmd(&g)
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
+	code := exitCode(err)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xfsfree:", err)
+		if code == exitUsage {
+			fmt.Fprintln(os.Stderr, "Run 'xfsfree --help' for usage.")
+		}
+	}
+	if (g.json || wantsJSON(args)) && (g.report != nil || err != nil) {
+		if jerr := writeDocument(os.Stdout, commandName(cmd), g.report, err, g.elapsed()); jerr != nil {
+			fmt.Fprintln(os.Stderr, "xfsfree:", jerr)
+			if code == exitOK {
+				code = exitFailed
+			}
+		}
+	}
+	return code
+}
+
+// exitCode is the exit status of a run that returned err.
+func exitCode(err error) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "xfsfree:", err)
 	var ie interruptedError
 	if errors.As(err, &ie) {
 		return exitInterrupted
 	}
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
-		fmt.Fprintln(os.Stderr, "Run 'xfsfree --help' for usage.")
 		return exitUsage
 	}
 	return exitFailed
