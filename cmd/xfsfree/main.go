@@ -67,7 +67,11 @@ VM or cloud image): the partition holding XFS is used when there is one;
 with several, --partition N picks one. --offset and --size give the
 filesystem's byte range by hand. No byte outside it is read or written.
 
-Exit codes: 0 done, 1 refused or failed, 2 usage error.`,
+With --json every run prints one JSON document on stdout, a failure's
+included (its "error" says what failed and where); docs/xfsfree.schema.json
+in the source describes it.
+
+Exit codes: 0 done, 1 refused or failed, 2 usage error, 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -18,16 +18,19 @@ func newScanCmd(g *globalFlags) *cobra.Command {
 		Short: "List orphans and fully free inode chunks: what 'free' would release",
 		Long: `scan walks every AG: the 64 unlinked buckets of its AGI, following each chain
 through di_next_unlinked (a chain that loops or leaves its AG is reported),
-and its inode btree, for chunks whose inodes are all free. It prints what
-'free --orphans' and 'free --empty-chunks' would release. It writes nothing
-and works on a dirty log too (the on-disk state may then lag the log).
+and its inode btree, for chunks whose inodes are all free. It prints, for
+each AG, what 'free --orphans' and 'free --empty-chunks' would release
+(orphans, buckets, blocks, free chunks), then the total and the time it
+took. It writes nothing and works on a dirty log too (the on-disk state
+may then lag the log).
 
-With -v it says what each orphan holds, to decide what to save before a
-free ('xfsfree extract'): type and permissions, owners and project id,
-size, blocks, extent count and fork format, times, flags (reflink,
-realtime, append-only, immutable, ...), a symlink's target, and the number
-and names of its extended attributes (every attr block read is verified);
---json gives the same as each orphan's "detail".
+With -v it lists every bucket chain and free chunk, and says what each
+orphan holds, to decide what to save before a free ('xfsfree extract'):
+type and mode (octal), owners and project id, size, blocks, extent count
+and fork format, times, flags (reflink, realtime, append-only, immutable,
+...), a symlink's target, and the number and names of its extended
+attributes (every attr block read is verified). --json lists every orphan
+and free chunk; with -v each orphan has its "detail" too.
 
 Exit status is 1 if any AG could not be scanned (the error names the AG,
 the block and the field) or, with -v, an orphan could not be fully
