@@ -211,7 +211,7 @@ func notSavedError(m *rescue.Manifest) error {
 	return fmt.Errorf("%d orphan(s) not saved", m.Failed)
 }
 
-// byteProgress draws "label: X/Y MiB (P%)" on stderr for files of 64 MiB
+// byteProgress draws "label: X/Y MiB (P%), rate, elapsed, ETA" on stderr for files of 64 MiB
 // and more, when stderr is a terminal and neither --json nor --quiet.
 type byteProgress struct {
 	mu      sync.Mutex
@@ -236,8 +236,13 @@ func (p *byteProgress) Update(done, total int64) {
 		return
 	}
 	p.last = time.Now()
-	rate := float64(done) / (1 << 20) / max(time.Since(p.start).Seconds(), 1e-3)
-	fmt.Fprintf(os.Stderr, "\r%s: %d/%d MiB (%d%%), %.0f MiB/s", p.label, done>>20, total>>20, done*100/total, rate)
+	el := time.Since(p.start)
+	rate := float64(done) / (1 << 20) / max(el.Seconds(), 1e-3)
+	fmt.Fprintf(os.Stderr, "\r%s: %d/%d MiB (%d%%), %.0f MiB/s, elapsed %s", p.label, done>>20, total>>20, done*100/total, rate, clock(el))
+	if done > 0 && done < total {
+		fmt.Fprintf(os.Stderr, ", ETA %s", clock(time.Duration(float64(total-done)/float64(done)*float64(el))))
+	}
+	fmt.Fprint(os.Stderr, "\033[K")
 	p.printed = true
 }
 

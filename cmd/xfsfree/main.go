@@ -119,6 +119,11 @@ func run(args []string) int {
 	g := globalFlags{start: time.Now()}
 	root := newRootCmd(&g)
 	root.SetArgs(args)
+	root.PersistentPreRunE = chainPreRun(root.PersistentPreRunE, func(cmd *cobra.Command) {
+		if g.json {
+			exitDocument = func(err error) { writeDocument(os.Stdout, commandName(cmd), nil, err, g.elapsed()) }
+		}
+	})
 	cmd, err := root.ExecuteC()
 	code := exitCode(err)
 	if err != nil {
@@ -136,6 +141,18 @@ func run(args []string) int {
 		}
 	}
 	return code
+}
+
+// chainPreRun runs first, then pre (cobra runs only the nearest
+// PersistentPreRunE).
+func chainPreRun(pre func(*cobra.Command, []string) error, first func(*cobra.Command)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		first(cmd)
+		if pre != nil {
+			return pre(cmd, args)
+		}
+		return nil
+	}
 }
 
 // exitCode is the exit status of a run that returned err.
