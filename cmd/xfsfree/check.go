@@ -24,7 +24,7 @@ is dirty or the counters are lazy). It writes nothing and works on a dirty
 log too. An AG that cannot be read is reported and the others are checked.
 
 Exit status is 1 if any problem is found (each names the AG, the block,
-the structure and the field), 0 if the filesystem checks clean.`,
+the structure and the field), 0 if the filesystem is consistent.`,
 		Args: exactlyOneDevice,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rep, err := readOnlyReport(g, args[0], "checking AGs", (*xfs.FS).Check, printCheck)
@@ -55,7 +55,7 @@ func printCheck(w io.Writer, r *xfs.CheckReport, el time.Duration) {
 		free += a.FreeInodes
 		blocks += a.FreeBlocks
 	}
-	state := "clean"
+	state := "consistent"
 	if !r.Clean {
 		state = fmt.Sprintf("%d problem(s)", len(r.Problems))
 	}

@@ -49,12 +49,17 @@ type located struct {
 func (e *located) Error() string { return e.msg }
 
 // errorProblem is err in the one JSON form of an error: its message, and
-// the place of an *ondisk.CorruptError or a located error inside it.
+// the place of an *ondisk.CorruptError or a located error inside it (or
+// the first inode an *xfs.InoRefusedError refuses).
 func errorProblem(err error) xfs.Problem {
 	p := xfs.ProblemOf(xfs.NoAG, -1, 0, err)
 	var l *located
 	if errors.As(err, &l) {
 		p.AG, p.Daddr, p.Struct, p.Field, p.Ino = l.where.AG, l.where.Daddr, l.where.Struct, l.where.Field, l.where.Ino
+	}
+	var ir *xfs.InoRefusedError
+	if errors.As(err, &ir) && len(ir.Refused) > 0 {
+		p.Ino = ir.Refused[0].Ino
 	}
 	return p
 }
