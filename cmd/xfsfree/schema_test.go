@@ -346,3 +346,33 @@ func TestProgressLine(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaRejects: the schema is strict where the conventions say so.
+func TestSchemaRejects(t *testing.T) {
+	doc, _ := loadSchema(t)
+	env := `"schema_version": 1, "elapsed_seconds": 0.1`
+	lsn := `{"cycle": 1, "block": 2}`
+	for _, c := range []struct{ why, doc string }{
+		{"a report without its members", `{` + env + `, "command": "scan"}`},
+		{"a null list", `{` + env + `, "command": "check", "device": "d", "log_clean": true, "lazy_counters": true,
+			"consistent": true, "ags": [], "problems": null, "warnings": []}`},
+		{"an unknown member", `{` + env + `, "command": "info", "error": {"message": "m"}, "bogus": 1}`},
+		{"a failure without its error", `{` + env + `, "command": "xfsfree"}`},
+		{"an error without a message", `{` + env + `, "command": "scan", "error": {"ag": 1}}`},
+		{"an unknown place", `{` + env + `, "command": "scan", "error": {"message": "m", "daddr": -1}}`},
+		{"a decimal mode", `{` + env + `, "command": "free", "error": {"message": "m"}, "inodes": [{"ino": 133, "ag": 0,
+			"mode": 33188, "type": "regular", "size": 0, "blocks": 0, "chunk_freed": false}]}`},
+		{"counters of a clean log", `{` + env + `, "command": "recover", "device": "d", "dry_run": false, "log_clean": true,
+			"head": ` + lsn + `, "tail": ` + lsn + `, "counters_after": {"icount": 0, "ifree": 0, "fdblocks": 0}}`},
+		{"orphans in a dry run", `{` + env + `, "command": "recover", "error": {"message": "m"}, "dry_run": true, "orphans": 0}`},
+		{"an LSN as a string", `{` + env + `, "command": "recover", "error": {"message": "m"}, "tail": "1:352"}`},
+	} {
+		v, err := jsonschema.UnmarshalJSON(strings.NewReader(c.doc))
+		if err != nil {
+			t.Fatalf("%s: %v", c.why, err)
+		}
+		if doc.Validate(v) == nil {
+			t.Errorf("the schema accepts %s: %s", c.why, c.doc)
+		}
+	}
+}
