@@ -60,14 +60,15 @@ var ErrInterrupted = errors.New("interrupted before anything was written: the lo
 // represent an on-disk struct.
 type RecoverReport struct {
 	// Clean: the log needed no recovery; nothing was written.
-	Clean  bool `json:"clean"`
+	Clean  bool `json:"log_clean"`
 	DryRun bool `json:"dry_run"`
 	// The log state recovery started from.
-	Head      int64  `json:"head"`
-	Tail      int64  `json:"tail"`
-	HeadCycle uint32 `json:"head_cycle"`
-	TailLSN   string `json:"tail_lsn"`
-	LastLSN   string `json:"last_lsn"`
+	// (xfs.RecoverReport's JSON gives them as LSNs: head, tail, last_lsn.)
+	Head      int64  `json:"-"`
+	Tail      int64  `json:"-"`
+	HeadCycle uint32 `json:"-"`
+	TailLSN   string `json:"-"`
+	LastLSN   string `json:"-"`
 	Torn      bool   `json:"torn_write_cut"`
 
 	Records      int `json:"records"`
@@ -77,7 +78,7 @@ type RecoverReport struct {
 	Incomplete int `json:"incomplete_transactions"`
 	// Items counts the log items of committed transactions by kernel name
 	// (XFS_LI_BUF, XFS_LI_INODE, XFS_LI_ICREATE).
-	Items map[string]int `json:"items"`
+	Items map[string]int `json:"-"`
 
 	BufReplayed      int `json:"buffers_replayed"`
 	InodeBufReplayed int `json:"inode_buffers_replayed"` // XFS_BLF_INODE_BUF items (di_next_unlinked only)
@@ -104,20 +105,20 @@ type RecoverReport struct {
 	// PendingIntents lists, in log order, the intents no done item
 	// finished: the work the kernel's mount would finish after the replay.
 	// Recover refuses a log that has any (PendingIntentsError).
-	PendingIntents []PendingIntent `json:"pending_intents,omitempty"`
+	PendingIntents []PendingIntent `json:"-"`
 
 	// LoggedInodes lists the inode numbers named by inode items, ascending.
-	LoggedInodes []uint64 `json:"logged_inodes"`
+	LoggedInodes []uint64 `json:"-"`
 
 	// Written is the number of device writes of replayed metadata (runs
 	// of adjacent blocks), WrittenBytes their size.
-	Written      int   `json:"writes"`
-	WrittenBytes int64 `json:"written_bytes"`
+	Written      int   `json:"replay_writes"`
+	WrittenBytes int64 `json:"replay_bytes_written"`
 
 	// The superblock summary counters before and after (recomputed from
 	// the AG headers, as xfs_initialize_perag_data does).
-	Counters    Counters `json:"counters"`
-	OldCounters Counters `json:"old_counters"`
+	Counters    Counters `json:"counters_after"`
+	OldCounters Counters `json:"counters_before"`
 
 	// CountersNotRebuilt says why the summary counters were left as the
 	// log left them (an AG header that does not verify): the filesystem
@@ -125,11 +126,11 @@ type RecoverReport struct {
 	CountersNotRebuilt string `json:"counters_not_rebuilt,omitempty"`
 
 	// UnmountLSN is where the unmount record went.
-	UnmountLSN string `json:"unmount_lsn,omitempty"`
+	UnmountLSN string `json:"-"`
 
 	// Warnings are what the kernel would warn about and go on (a buffer
 	// type that does not match the block's magic, ...).
-	Warnings []string `json:"warnings,omitempty"`
+	Warnings []string `json:"-"`
 }
 
 // Counters are the superblock summary counters. This struct does not

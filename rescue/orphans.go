@@ -35,7 +35,7 @@ type Manifest struct {
 	Files []Entry `json:"files"`
 	// ScanErrors are AGs whose orphans could not be listed (none of
 	// them is saved; a free cannot free them either).
-	ScanErrors []xfs.ScanError `json:"scan_errors,omitempty"`
+	ScanErrors []xfs.ScanError `json:"scan_errors"`
 }
 
 // Entry is one orphan of the manifest.
@@ -88,7 +88,7 @@ func SaveOrphans(fs *xfs.FS, dir string, o SaveOptions) (*Manifest, error) {
 	if _, err := os.Lstat(mpath); err == nil {
 		return nil, fmt.Errorf("%s %w (%s): give an empty or new directory", dir, ErrManifestExists, ManifestName)
 	}
-	m := &Manifest{Device: fs.Path, Dir: dir, Created: now(), LogClean: true}
+	m := &Manifest{Device: fs.Path, Dir: dir, Created: now(), LogClean: true, Files: []Entry{}, ScanErrors: []xfs.ScanError{}}
 	if st, err := fs.LogState(); err == nil && st != nil && !st.Clean {
 		m.LogClean, m.Note = false, xfs.DirtyLogNote
 	}
@@ -96,7 +96,7 @@ func SaveOrphans(fs *xfs.FS, dir string, o SaveOptions) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.ScanErrors = scan.Errors
+	m.ScanErrors = append(m.ScanErrors, scan.Errors...)
 	var want map[uint64]bool
 	if o.Inos != nil {
 		want = map[uint64]bool{}

@@ -16,21 +16,15 @@ import (
 
 // CheckProblem is one finding of Check: where (AG, daddr: -1 when no one
 // block is to blame), which structure and field, and the whole message.
-type CheckProblem struct {
-	AG      uint32 `json:"ag"` // ondisk.NoAG for the superblock or the log
-	Daddr   int64  `json:"daddr"`
-	Struct  string `json:"struct"`
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
+type CheckProblem = Problem
 
 // AGCheck is what Check counted in one AG's btrees.
 type AGCheck struct {
 	AG          uint32 `json:"ag"`
 	InobtRecs   int    `json:"inobt_records"`
 	FinobtRecs  int    `json:"finobt_records"`
-	Inodes      uint64 `json:"inodes"`      // Σ ir_count
-	FreeInodes  uint64 `json:"free_inodes"` // Σ ir_freecount
+	Inodes      uint64 `json:"icount"` // Σ ir_count
+	FreeInodes  uint64 `json:"ifree"`  // Σ ir_freecount
 	FreeExtents int    `json:"free_extents"`
 	FreeBlocks  uint64 `json:"free_blocks"` // Σ bnobt extent lengths
 	Longest     uint32 `json:"longest"`
@@ -39,7 +33,7 @@ type AGCheck struct {
 	// RefcountRecs counts the refcount btree's records (shared extents
 	// and CoW staging extents), on reflink filesystems.
 	RefcountRecs int `json:"refcount_records,omitempty"`
-	Problems     int `json:"problems"`
+	Problems     int `json:"problem_count"`
 }
 
 // CheckReport is the result of Check. Problems are errors (Clean false);
@@ -50,7 +44,7 @@ type CheckReport struct {
 	LogClean  bool           `json:"log_clean"`
 	Note      string         `json:"note,omitempty"`
 	LazyCount bool           `json:"lazy_counters"`
-	Clean     bool           `json:"clean"`
+	Clean     bool           `json:"consistent"` // no problem found
 	AGs       []AGCheck      `json:"ags"`
 	Problems  []CheckProblem `json:"problems"`
 	Warnings  []CheckProblem `json:"warnings"`
@@ -59,18 +53,7 @@ type CheckReport struct {
 // problem turns an error into a CheckProblem, taking its place from a
 // *ondisk.CorruptError inside it, else from agno and daddr.
 func problem(agno uint32, daddr int64, err error) CheckProblem {
-	p := CheckProblem{AG: agno, Daddr: daddr, Message: err.Error()}
-	var ce *ondisk.CorruptError
-	if errors.As(err, &ce) {
-		p.Struct, p.Field = ce.Struct, ce.Field
-		if ce.AG != ondisk.NoAG {
-			p.AG = ce.AG
-		}
-		if ce.Daddr >= 0 {
-			p.Daddr = ce.Daddr
-		}
-	}
-	return p
+	return ProblemOf(agno, daddr, 0, err)
 }
 
 // agChecker collects one AG's problems.

@@ -49,10 +49,10 @@ func scanExpectAGError(t *testing.T, img string, bad uint32, want ...string) str
 	if len(r.Errors) != 1 || r.Errors[0].AG != bad {
 		t.Fatalf("scan errors %+v, want one, in AG %d", r.Errors, bad)
 	}
-	msg := r.Errors[0].Err
+	msg := r.Errors[0].Message
 	t.Logf("AG %d: %s", bad, msg)
-	if r.AGs[bad].Err != msg {
-		t.Errorf("AG %d entry error %q, report error %q", bad, r.AGs[bad].Err, msg)
+	if r.AGs[bad].Error == nil || r.AGs[bad].Error.Message != msg {
+		t.Errorf("AG %d entry error %v, report error %q", bad, r.AGs[bad].Error, msg)
 	}
 	for _, w := range want {
 		if !strings.Contains(msg, w) {
@@ -60,8 +60,8 @@ func scanExpectAGError(t *testing.T, img string, bad uint32, want ...string) str
 		}
 	}
 	for _, a := range r.AGs {
-		if a.AG != bad && a.Err != "" {
-			t.Errorf("AG %d failed too: %s", a.AG, a.Err)
+		if a.AG != bad && a.Error != nil {
+			t.Errorf("AG %d failed too: %s", a.AG, a.Error)
 		}
 	}
 	fs.Close()

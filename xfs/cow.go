@@ -179,7 +179,7 @@ func (fs *FS) FreeCowLeftovers(o CowOptions) (*CowReport, error) {
 		if err != nil {
 			// Its transaction was cancelled: nothing of it is written.
 			e := exts[i]
-			rep.Errors = append(rep.Errors, FreeFailure{AG: e.AG, Err: fmt.Sprintf("CoW staging extent at agbno %d (%d blocks): %v", e.Agbno, e.Blocks, err)})
+			rep.Errors = append(rep.Errors, ProblemOf(e.AG, -1, 0, fmt.Errorf("CoW staging extent at agbno %d (%d blocks): %w", e.Agbno, e.Blocks, err)))
 			n = 1
 		} else {
 			rep.Transactions++

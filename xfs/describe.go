@@ -18,8 +18,8 @@ import (
 type InodeInfo struct {
 	Ino         uint64    `json:"ino"`
 	Type        string    `json:"type"` // regular, directory, symlink, chardev, blockdev, fifo, socket
-	Mode        uint16    `json:"mode"` // di_mode: type and permission bits
-	Perm        string    `json:"perm"` // as ls shows it: "-rw-r--r--"
+	Mode        Mode      `json:"mode"` // di_mode: type and permission bits
+	Perm        string    `json:"-"`    // as ls shows it: "-rw-r--r--" (reports give the mode in octal only)
 	Nlink       uint32    `json:"nlink"`
 	UID         uint32    `json:"uid"`
 	GID         uint32    `json:"gid"`
@@ -34,14 +34,14 @@ type InodeInfo struct {
 	Ctime       time.Time `json:"ctime"`
 	Crtime      time.Time `json:"crtime"`
 	Gen         uint32    `json:"generation"`
-	Flags       []string  `json:"flags,omitempty"`
+	Flags       []string  `json:"flags"`
 	Rdev        string    `json:"rdev,omitempty"` // "major:minor" of a device inode
 	Target      string    `json:"symlink_target,omitempty"`
 	XattrCount  int       `json:"xattr_count"`
-	Xattrs      []Xattr   `json:"xattrs,omitempty"`
+	Xattrs      []Xattr   `json:"xattrs"`
 	// Errors are what could not be read (the attr fork, a symlink's
 	// blocks); the rest of the description stands.
-	Errors []string `json:"errors,omitempty"`
+	Errors []string `json:"errors"`
 }
 
 // Xattr is one extended attribute of an InodeInfo. Value is set only when
@@ -67,11 +67,14 @@ func (fs *FS) Describe(ino uint64, values bool) (*InodeInfo, error) {
 // its attr fork or symlink blocks cannot be read is in Errors.
 func (fs *FS) DescribeDinode(d *ondisk.Dinode, loc ondisk.InodeLoc, values bool) *InodeInfo {
 	in := &InodeInfo{
-		Ino: d.Ino, Type: extract.TypeName(d.Mode), Mode: d.Mode, Perm: PermString(d.Mode), Nlink: d.Nlink,
+		Ino: d.Ino, Type: Mode(d.Mode).Type(), Mode: Mode(d.Mode), Perm: PermString(d.Mode), Nlink: d.Nlink,
 		UID: d.UID, GID: d.GID, ProjID: d.Projid(), Size: d.Size, Blocks: d.Nblocks, Format: formatName(d.Format),
 		Extents: d.Nextents(ondisk.DataFork), AttrExtents: d.Nextents(ondisk.AttrFork),
 		Atime: d.Atime.Time(), Mtime: d.Mtime.Time(), Ctime: d.Ctime.Time(), Crtime: d.Crtime.Time(), Gen: d.Gen,
-		Flags: FlagNames(d.Flags, d.Flags2),
+		Flags: FlagNames(d.Flags, d.Flags2), Xattrs: []Xattr{}, Errors: []string{},
+	}
+	if in.Flags == nil {
+		in.Flags = []string{}
 	}
 	if d.IsDev() {
 		r := d.Rdev()

@@ -94,16 +94,16 @@ type FreeReport struct {
 	DryRun  bool          `json:"dry_run"`
 	Inodes  []FreedInode  `json:"inodes"`
 	Chunks  []FreedChunk  `json:"chunks"`
-	Refused []Refusal     `json:"refused,omitempty"`
-	Errors  []FreeFailure `json:"errors,omitempty"`
+	Refused []Refusal     `json:"refused"`
+	Errors  []FreeFailure `json:"errors"`
 	// Planned is the number of inodes and chunks the plan held; an
 	// interrupted run did fewer.
 	Planned      int    `json:"planned"`
 	Interrupted  bool   `json:"interrupted,omitempty"`
-	InodesFreed  int    `json:"inodes_freed"`
-	ForkBlocks   uint64 `json:"fork_blocks_freed"`
+	InodesFreed  int    `json:"orphans_freed"`
+	ForkBlocks   uint64 `json:"orphan_blocks_freed"`
 	ChunksFreed  int    `json:"chunks_freed"`
-	ChunkInodes  uint64 `json:"chunk_inodes_released"`
+	ChunkInodes  uint64 `json:"chunk_inodes_freed"`
 	ChunkBlocks  uint64 `json:"chunk_blocks_freed"`
 	Transactions int    `json:"transactions"`
 	// TruncateSteps counts the transactions that truncated big orphans
@@ -112,8 +112,8 @@ type FreeReport struct {
 	// LogBytes is the log written from the first transaction to the
 	// unmount record.
 	LogBytes int64    `json:"log_bytes_written"`
-	Before   Counters `json:"before"`
-	After    Counters `json:"after"`
+	Before   Counters `json:"counters_before"`
+	After    Counters `json:"counters_after"`
 	Note     string   `json:"note,omitempty"`
 	// QuotaNote says that the quota "checked" flags were cleared.
 	QuotaNote string `json:"quota_note,omitempty"`
@@ -133,11 +133,12 @@ type WritebackStats struct {
 	InodesReclaimed int64 `json:"inodes_reclaimed"`
 }
 
-// FreedInode is an orphan freed (or planned).
+// FreedInode is an orphan freed (or planned). JSON gives its mode's type
+// name beside the mode ("type").
 type FreedInode struct {
 	Ino        uint64 `json:"ino"`
 	AG         uint32 `json:"ag"`
-	Mode       uint16 `json:"mode"`
+	Mode       Mode   `json:"mode"`
 	Size       uint64 `json:"size"`
 	Blocks     uint64 `json:"blocks"`
 	ChunkFreed bool   `json:"chunk_freed"`
@@ -163,12 +164,8 @@ type Refusal struct {
 
 // FreeFailure is a free that failed while changing the filesystem: its
 // transaction was cancelled (nothing of it written). AG-wide failures
-// have no inode.
-type FreeFailure struct {
-	AG  uint32 `json:"ag"`
-	Ino uint64 `json:"ino,omitempty"`
-	Err string `json:"error"`
-}
+// have no inode (Ino 0).
+type FreeFailure = Problem
 
 // Failed reports whether anything was refused or failed.
 func (r *FreeReport) Failed() bool { return len(r.Refused) > 0 || len(r.Errors) > 0 }

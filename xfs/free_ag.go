@@ -48,7 +48,7 @@ type agWorker struct {
 
 func (w *agWorker) fail(ino uint64, err error) {
 	w.run.report(func(r *FreeReport) {
-		r.Errors = append(r.Errors, FreeFailure{AG: w.agno, Ino: ino, Err: err.Error()})
+		r.Errors = append(r.Errors, ProblemOf(w.agno, -1, ino, err))
 	})
 }
 
@@ -303,7 +303,7 @@ type dryRun struct {
 func (d *dryRun) victims(vs []*icluster.Victim) {
 	w, g := d.w, d.w.fs.G
 	for _, v := range vs {
-		in := FreedInode{Ino: v.Ino, AG: w.agno, Mode: v.Mode, Size: v.Size, Blocks: v.Blocks()}
+		in := FreedInode{Ino: v.Ino, AG: w.agno, Mode: Mode(v.Mode), Size: v.Size, Blocks: v.Blocks()}
 		i := sort.Search(len(d.recs), func(i int) bool { return d.recs[i].StartIno+ondisk.InodesPerChunk > v.Agino })
 		if i < len(d.recs) && d.recs[i].StartIno <= v.Agino {
 			r := &d.recs[i]

@@ -441,15 +441,15 @@ func TestFreeCorruptBnobt(t *testing.T) {
 		t.Fatal("no error reported for the corrupt bnobt block")
 	}
 	for _, e := range rep.Errors {
-		if e.AG != bad && !strings.Contains(e.Err, fmt.Sprintf("AG %d", bad)) {
+		if e.AG != bad && !strings.Contains(e.Message, fmt.Sprintf("AG %d", bad)) {
 			t.Errorf("error outside AG %d: %+v", bad, e)
 		}
-		if !strings.Contains(e.Err, "bnobt") && !strings.Contains(e.Err, "magic") {
+		if !strings.Contains(e.Message, "bnobt") && !strings.Contains(e.Message, "magic") {
 			t.Errorf("error does not name the block: %+v", e)
 		}
 		// A cancelled batch's cluster free is taken back: a retry of its
 		// other inodes meets the corrupt block again, not a STALE mark.
-		if strings.Contains(e.Err, "cluster was freed") {
+		if strings.Contains(e.Message, "cluster was freed") {
 			t.Errorf("a cancelled cluster free left its inodes STALE: %+v", e)
 		}
 	}
@@ -470,7 +470,7 @@ func TestFreeCorruptBnobt(t *testing.T) {
 			t.Errorf("failed inode %d was written (mode 0)", e.Ino)
 		}
 	}
-	t.Logf("%d freed, %d failed; first error: %s", len(rep.Inodes), len(rep.Errors), rep.Errors[0].Err)
+	t.Logf("%d freed, %d failed; first error: %s", len(rep.Inodes), len(rep.Errors), rep.Errors[0].Message)
 }
 
 // TestFreeNothingWritesNothing: a run that refuses every inode it was

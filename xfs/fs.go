@@ -1,9 +1,7 @@
-// Package xfs is the filesystem handle: it opens a device, reads and checks
-// the superblock, derives the geometry, and ties the device, the buffer and
-// inode caches and the log together for the commands above it. It runs the
-// per-AG work (in parallel) behind `info`, `scan`, `check` and `free`, and
-// fronts log recovery (`recover`).
 package xfs
+
+// The filesystem handle: Open, the superblock and geometry, the per-AG
+// work in parallel (forEachAG). The package documentation is in doc.go.
 
 import (
 	"fmt"

@@ -61,8 +61,7 @@ func (fs *FS) Info() (*InfoReport, error) {
 	if st == nil {
 		r.Log = LogReport{External: true, Note: "external log: not read"}
 	} else {
-		r.Log = LogReport{Clean: st.Clean, HeadBlock: st.Head, HeadCycle: st.HeadCycle,
-			TailBlock: st.Tail, TailCycle: st.TailLSN.Cycle()}
+		r.Log = LogReport{Clean: st.Clean, Head: MakeLSN(st.HeadCycle, st.Head), Tail: LSNOf(st.TailLSN)}
 		if !st.Clean {
 			r.Log.Note = DirtyLogNote
 		}

@@ -130,9 +130,9 @@ func TestInfoAgainstXfsDB(t *testing.T) {
 			if r.Log.External {
 				t.Fatalf("log reported external")
 			}
-			if r.Log.Clean != lp.Clean || r.Log.HeadBlock != lp.Head || r.Log.TailBlock != lp.Tail {
-				t.Errorf("log clean %v head %d tail %d; xfs_logprint: clean %v head %d tail %d",
-					r.Log.Clean, r.Log.HeadBlock, r.Log.TailBlock, lp.Clean, lp.Head, lp.Tail)
+			if r.Log.Clean != lp.Clean || int64(r.Log.Head.Block) != lp.Head || int64(r.Log.Tail.Block) != lp.Tail {
+				t.Errorf("log clean %v head %v tail %v; xfs_logprint: clean %v head %d tail %d",
+					r.Log.Clean, r.Log.Head, r.Log.Tail, lp.Clean, lp.Head, lp.Tail)
 			}
 			if want := !isOrphanFixture(name); r.Log.Clean != want {
 				t.Errorf("log clean = %v, want %v for fixture %s", r.Log.Clean, want, name)

@@ -50,7 +50,7 @@ func (fs *FS) ScanAG(agno uint32) (*AGState, error) {
 		}
 		c := Chain{Bucket: b}
 		err := agi.WalkBucket(fs.Cache, fs.G, agno, b, head, locate, func(agino uint32, d *ondisk.Dinode) error {
-			c.Inodes = append(c.Inodes, Orphan{Ino: fs.G.Ino(agno, agino), Agino: agino, Mode: d.Mode, Nlink: d.Nlink,
+			c.Inodes = append(c.Inodes, Orphan{Ino: fs.G.Ino(agno, agino), Agino: agino, Mode: Mode(d.Mode), Nlink: d.Nlink,
 				Size: d.Size, NBlocks: d.Nblocks, Next: d.NextUnlinked})
 			return nil
 		})
@@ -98,18 +98,20 @@ func (fs *FS) Scan(progress func(done, total int)) (*ScanReport, error) {
 	}
 	errs := fs.forEachAG(func(agno uint32) error {
 		s, err := fs.ScanAG(agno)
-		r.AGs[agno] = AGScan{AG: agno}
+		r.AGs[agno] = AGScan{AG: agno, Chains: []Chain{}, FreeChunks: []FreeChunk{}}
 		if err != nil {
 			return err
 		}
-		r.AGs[agno].Chains = s.Chains
-		r.AGs[agno].FreeChunks = fs.FreeChunks(agno, s.Inobt)
+		r.AGs[agno].Chains = append(r.AGs[agno].Chains, s.Chains...)
+		r.AGs[agno].FreeChunks = append(r.AGs[agno].FreeChunks, fs.FreeChunks(agno, s.Inobt)...)
 		return nil
 	}, progress)
+	r.Errors = []ScanError{}
 	for agno, err := range errs {
 		if err != nil {
-			r.AGs[agno].Err = err.Error()
-			r.Errors = append(r.Errors, ScanError{AG: uint32(agno), Err: err.Error()})
+			p := ProblemOf(uint32(agno), -1, 0, err)
+			r.AGs[agno].Error = &p
+			r.Errors = append(r.Errors, p)
 		}
 	}
 	for _, a := range r.AGs {

@@ -47,7 +47,7 @@ func TestScanAgainstXfsDB(t *testing.T) {
 			var chunks int
 			for agno := range fs.G.AGCount {
 				a := r.AGs[agno]
-				if a.AG != agno || a.Err != "" {
+				if a.AG != agno || a.Error != nil {
 					t.Fatalf("AG entry %d: %+v", agno, a)
 				}
 				// Chains, against xfs_db.

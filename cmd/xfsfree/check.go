@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/xfsfree/xfsfree/xfs"
@@ -23,7 +24,7 @@ is dirty or the counters are lazy). It writes nothing and works on a dirty
 log too. An AG that cannot be read is reported and the others are checked.
 
 Exit status is 1 if any problem is found (each names the AG, the block,
-the structure and the field), 0 if the filesystem checks clean.`,
+the structure and the field), 0 if the filesystem is consistent.`,
 		Args: exactlyOneDevice,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rep, err := readOnlyReport(g, args[0], "checking AGs", (*xfs.FS).Check, printCheck)
@@ -31,14 +32,14 @@ the structure and the field), 0 if the filesystem checks clean.`,
 				return err
 			}
 			if !rep.Clean {
-				return fmt.Errorf("%d problem(s) found (first: %s)", len(rep.Problems), rep.Problems[0].Message)
+				return &located{fmt.Sprintf("%d problem(s) found (first: %s)", len(rep.Problems), rep.Problems[0]), rep.Problems[0]}
 			}
 			return nil
 		},
 	}
 }
 
-func printCheck(w io.Writer, r *xfs.CheckReport) {
+func printCheck(w io.Writer, r *xfs.CheckReport, el time.Duration) {
 	if !r.LogClean && r.Note != "" {
 		fmt.Fprintf(w, "note: %s\n", r.Note)
 	}
@@ -54,10 +55,10 @@ func printCheck(w io.Writer, r *xfs.CheckReport) {
 		free += a.FreeInodes
 		blocks += a.FreeBlocks
 	}
-	state := "clean"
+	state := "consistent"
 	if !r.Clean {
 		state = fmt.Sprintf("%d problem(s)", len(r.Problems))
 	}
-	fmt.Fprintf(w, "%d AG(s) checked: %d inode(s), %d free; %d free block(s) in the free-space btrees; %d warning(s); %s\n",
-		len(r.AGs), inodes, free, blocks, len(r.Warnings), state)
+	fmt.Fprintf(w, "%d AG(s) checked: %d inode(s), %d free; %d free block(s) in the free-space btrees; %d warning(s); %s; %s\n",
+		len(r.AGs), inodes, free, blocks, len(r.Warnings), state, fmtElapsed(el))
 }

@@ -20,7 +20,7 @@ func TestCheckCLI(t *testing.T) {
 		img := testimg.Path(t, name)
 		before := testimg.Hash(t, img)
 		r := runCLI(t, "check", img)
-		if r.code != exitOK || !strings.Contains(r.stdout, "; clean") {
+		if r.code != exitOK || !strings.Contains(r.stdout, "; consistent; elapsed ") {
 			t.Errorf("%s: exit %d\nstdout %s\nstderr %s", name, r.code, r.stdout, r.stderr)
 		}
 		if dirty := strings.Contains(r.stdout, "note: the log is dirty"); dirty != (name == "orphans") {

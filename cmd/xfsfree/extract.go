@@ -14,12 +14,21 @@ import (
 	"github.com/xfsfree/xfsfree/xfs"
 )
 
-// extractOutput is the --json document of `extract --ino`.
+// extractOutput is the report of `extract --ino` in the --json document.
 type extractOutput struct {
 	Device   string `json:"device"`
 	LogClean bool   `json:"log_clean"`
 	Note     string `json:"note,omitempty"`
 	*rescue.Result
+}
+
+// extractAllOutput is the report of `extract --all-orphans`: what was
+// saved is "saved", as in `free --save-orphans`.
+type extractAllOutput struct {
+	Device   string           `json:"device"`
+	LogClean bool             `json:"log_clean"`
+	Note     string           `json:"note,omitempty"`
+	Saved    *rescue.Manifest `json:"saved"`
 }
 
 func newExtractCmd(g *globalFlags) *cobra.Command {
@@ -84,7 +93,7 @@ inode (or, with --all-orphans, any orphan) could not be saved, 2 usage.`,
 			case out == "-" && g.json:
 				return usageError{errors.New("-o - writes the bytes to stdout: --json cannot go there too")}
 			}
-			fs, err := xfs.Open(args[0], xfs.Options{ReadOnly: true, Buffered: g.buffered})
+			fs, err := xfs.Open(args[0], xfs.Options{ReadOnly: true, Buffered: g.buffered, Offset: g.part.off, Size: g.part.len})
 			if err != nil {
 				return err
 			}
@@ -119,9 +128,10 @@ inode (or, with --all-orphans, any orphan) could not be saved, 2 usage.`,
 				return err
 			}
 			if g.json {
-				return printJSON(os.Stdout, extractOutput{Device: fs.Path, LogClean: clean, Note: note, Result: r})
+				g.setReport(&extractOutput{Device: fs.Path, LogClean: clean, Note: note, Result: r})
+				return nil
 			}
-			printExtract(os.Stdout, r)
+			printExtract(os.Stdout, r, g.elapsed())
 			return nil
 		},
 	}
@@ -140,16 +150,16 @@ func logNote(fs *xfs.FS) (clean bool, note string) {
 	return true, ""
 }
 
-func printExtract(w io.Writer, r *rescue.Result) {
+func printExtract(w io.Writer, r *rescue.Result, el time.Duration) {
 	in := r.Info
-	fmt.Fprintf(w, "inode %d (%s %s, %d bytes", in.Ino, in.Type, in.Perm, r.Size)
+	fmt.Fprintf(w, "inode %d (%s %s, %d bytes", in.Ino, in.Type, in.Mode, r.Size)
 	if in.Type == "regular" {
 		fmt.Fprintf(w, ": %d bytes of data in %d segment(s), %d bytes of holes", r.Data, r.Segments, r.Size-r.Data)
 		if r.Unwritten > 0 {
 			fmt.Fprintf(w, ", %d unwritten extent(s) left as holes", r.Unwritten)
 		}
 	}
-	fmt.Fprintf(w, ") saved to %s\n", r.Path)
+	fmt.Fprintf(w, ") saved to %s; %s\n", r.Path, fmtElapsed(el))
 }
 
 // extractAll is extract --all-orphans.
@@ -159,11 +169,9 @@ func extractAll(g *globalFlags, fs *xfs.FS, dir string, clean bool, note string)
 		return err
 	}
 	if g.json {
-		if err := printJSON(os.Stdout, m); err != nil {
-			return err
-		}
+		g.setReport(&extractAllOutput{Device: fs.Path, LogClean: clean, Note: note, Saved: m})
 	} else {
-		printSaved(os.Stdout, m)
+		printSaved(os.Stdout, m, "; "+fmtElapsed(g.elapsed()))
 	}
 	if m.Failed > 0 {
 		return notSavedError(m)
@@ -179,17 +187,19 @@ func saveOrphans(g *globalFlags, fs *xfs.FS, dir string, inos []uint64) (*rescue
 	return m, err
 }
 
-func printSaved(w io.Writer, m *rescue.Manifest) {
+// printSaved prints what a save of the orphans did; its last line ends
+// with end.
+func printSaved(w io.Writer, m *rescue.Manifest, end string) {
 	for _, e := range m.Files {
 		if !e.Saved {
 			fmt.Fprintf(w, "not saved: inode %d: %s\n", e.Ino, e.Error)
 		}
 	}
 	for _, s := range m.ScanErrors {
-		fmt.Fprintf(w, "not saved: the orphans of AG %d (it could not be scanned: %s)\n", s.AG, s.Err)
+		fmt.Fprintf(w, "not saved: the orphans of AG %d (it could not be scanned: %s)\n", s.AG, s.Message)
 	}
-	fmt.Fprintf(w, "saved %d of %d orphan(s) to %s (%d bytes of data); manifest %s/%s\n",
-		m.Saved, m.Orphans, m.Dir, m.Bytes, m.Dir, rescue.ManifestName)
+	fmt.Fprintf(w, "saved %d of %d orphan(s) to %s (%d bytes of data); manifest %s/%s%s\n",
+		m.Saved, m.Orphans, m.Dir, m.Bytes, m.Dir, rescue.ManifestName, end)
 }
 
 func notSavedError(m *rescue.Manifest) error {
@@ -201,7 +211,7 @@ func notSavedError(m *rescue.Manifest) error {
 	return fmt.Errorf("%d orphan(s) not saved", m.Failed)
 }
 
-// byteProgress draws "label: X/Y MiB (P%)" on stderr for files of 64 MiB
+// byteProgress draws "label: X/Y MiB (P%), rate, elapsed, ETA" on stderr for files of 64 MiB
 // and more, when stderr is a terminal and neither --json nor --quiet.
 type byteProgress struct {
 	mu      sync.Mutex
@@ -226,8 +236,13 @@ func (p *byteProgress) Update(done, total int64) {
 		return
 	}
 	p.last = time.Now()
-	rate := float64(done) / (1 << 20) / max(time.Since(p.start).Seconds(), 1e-3)
-	fmt.Fprintf(os.Stderr, "\r%s: %d/%d MiB (%d%%), %.0f MiB/s", p.label, done>>20, total>>20, done*100/total, rate)
+	el := time.Since(p.start)
+	rate := float64(done) / (1 << 20) / max(el.Seconds(), 1e-3)
+	fmt.Fprintf(os.Stderr, "\r%s: %d/%d MiB (%d%%), %.0f MiB/s, elapsed %s", p.label, done>>20, total>>20, done*100/total, rate, clock(el))
+	if done > 0 && done < total {
+		fmt.Fprintf(os.Stderr, ", ETA %s", clock(time.Duration(float64(total-done)/float64(done)*float64(el))))
+	}
+	fmt.Fprint(os.Stderr, "\033[K")
 	p.printed = true
 }
 

@@ -34,7 +34,7 @@ type freeStats struct {
 	BusyReused     int   `json:"busy_reused"`
 }
 
-// freeOutput is the --json document of `free`.
+// freeOutput is the report of `free` in the --json document.
 type freeOutput struct {
 	*xfs.FreeReport
 	Stats *freeStats       `json:"stats,omitempty"`
@@ -156,7 +156,7 @@ orphans are saved too: only DEV is left untouched).`,
 			p.Done()
 			if err != nil {
 				if rep != nil && g.json {
-					printJSON(os.Stdout, freeOutput{rep, nil, saved})
+					g.setReport(&freeOutput{rep, nil, saved})
 				}
 				return err
 			}
@@ -169,11 +169,9 @@ orphans are saved too: only DEV is left untouched).`,
 					PeakCacheBytes: c.PeakBytes, BusyReused: rep.BusyReused}
 			}
 			if g.json {
-				if err := printJSON(os.Stdout, freeOutput{rep, st, saved}); err != nil {
-					return err
-				}
+				g.setReport(&freeOutput{rep, st, saved})
 			} else {
-				printFree(os.Stdout, rep, verbose)
+				printFree(os.Stdout, rep, verbose, g.elapsed())
 				if st != nil {
 					printFreeStats(os.Stdout, st)
 				}
@@ -183,7 +181,13 @@ orphans are saved too: only DEV is left untouched).`,
 					rep.InodesFreed+rep.ChunksFreed-countEmptied(rep), rep.Planned)}
 			}
 			if rep.Failed() {
-				return fmt.Errorf("%d refused, %d failed (the others were %s)", len(rep.Refused), len(rep.Errors), map[bool]string{true: "planned", false: "freed"}[o.DryRun])
+				msg := fmt.Sprintf("%d refused, %d failed (the others were %s)", len(rep.Refused), len(rep.Errors), map[bool]string{true: "planned", false: "freed"}[o.DryRun])
+				if len(rep.Errors) > 0 {
+					return &located{msg + " (first failure: " + rep.Errors[0].String() + ")", rep.Errors[0]}
+				}
+				x := rep.Refused[0]
+				return &located{fmt.Sprintf("%s (first refusal: inode %d: %s)", msg, x.Ino, x.Reason),
+					xfs.Problem{AG: xfs.NoAG, Daddr: -1, Ino: x.Ino}}
 			}
 			return nil
 		},
@@ -212,7 +216,7 @@ func countEmptied(r *xfs.FreeReport) int {
 	return n
 }
 
-func printFree(w io.Writer, r *xfs.FreeReport, verbose bool) {
+func printFree(w io.Writer, r *xfs.FreeReport, verbose bool, el time.Duration) {
 	if r.Note != "" {
 		fmt.Fprintf(w, "note: %s\n", r.Note)
 	}
@@ -234,7 +238,7 @@ func printFree(w io.Writer, r *xfs.FreeReport, verbose bool) {
 		if in.ChunkFreed {
 			extra = ", empties its chunk"
 		}
-		fmt.Fprintf(w, "  inode %d (AG %d): mode %#o size %d, %d block(s)%s\n", in.Ino, in.AG, in.Mode, in.Size, in.Blocks, extra)
+		fmt.Fprintf(w, "  inode %d (AG %d): %s %s size %d, %d block(s)%s\n", in.Ino, in.AG, in.Mode.Type(), in.Mode, in.Size, in.Blocks, extra)
 	}
 	for i, c := range r.Chunks {
 		if !verbose && !r.DryRun {
@@ -255,7 +259,7 @@ func printFree(w io.Writer, r *xfs.FreeReport, verbose bool) {
 	if !r.DryRun {
 		fmt.Fprintf(w, "; %d transaction(s)", r.Transactions)
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "; %s\n", fmtElapsed(el))
 	fmt.Fprintf(w, "counters: icount %d -> %d, ifree %d -> %d, fdblocks %d -> %d", r.Before.ICount, r.After.ICount,
 		r.Before.IFree, r.After.IFree, r.Before.FDBlocks, r.After.FDBlocks)
 	if r.DryRun {
@@ -272,9 +276,9 @@ func printFree(w io.Writer, r *xfs.FreeReport, verbose bool) {
 	}
 	for _, e := range r.Errors {
 		if e.Ino != 0 {
-			fmt.Fprintf(w, "failed: AG %d inode %d (its transaction cancelled, nothing written): %s\n", e.AG, e.Ino, e.Err)
+			fmt.Fprintf(w, "failed: inode %d (its transaction cancelled, nothing written): %s\n", e.Ino, e)
 		} else {
-			fmt.Fprintf(w, "failed: AG %d (nothing written for it): %s\n", e.AG, e.Err)
+			fmt.Fprintf(w, "failed (nothing written for the AG): %s\n", e)
 		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 // freeJSON is the part of `free --json` the tests read.
 type freeJSON struct {
-	InodesFreed int `json:"inodes_freed"`
+	InodesFreed int `json:"orphans_freed"`
 	ChunksFreed int `json:"chunks_freed"`
 	Refused     []struct {
 		Ino    uint64 `json:"ino"`

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/xfsfree/xfsfree/xfs"
@@ -28,7 +29,7 @@ works on a dirty log too (the on-disk metadata may then lag the log).`,
 	}
 }
 
-func printInfo(w io.Writer, r *xfs.InfoReport) {
+func printInfo(w io.Writer, r *xfs.InfoReport, el time.Duration) {
 	geo := r.Geometry
 	fmt.Fprintf(w, "device      %s", r.Device)
 	if r.Buffered {
@@ -55,9 +56,8 @@ func printInfo(w io.Writer, r *xfs.InfoReport) {
 		if !lg.Clean {
 			state = "DIRTY"
 		}
-		fmt.Fprintf(w, "log         %d blocks at fsb %d, sector %d, sunit %d; %s, head %d:%d, tail %d:%d\n",
-			geo.LogBlocks, geo.LogStart, geo.LogSectorSize, geo.LogStripeUnit, state,
-			lg.HeadCycle, lg.HeadBlock, lg.TailCycle, lg.TailBlock)
+		fmt.Fprintf(w, "log         %d blocks at fsb %d, sector %d, sunit %d; %s, head %s, tail %s\n",
+			geo.LogBlocks, geo.LogStart, geo.LogSectorSize, geo.LogStripeUnit, state, lg.Head, lg.Tail)
 	}
 	if lg.Note != "" {
 		fmt.Fprintf(w, "note        %s\n", lg.Note)
@@ -71,4 +71,5 @@ func printInfo(w io.Writer, r *xfs.InfoReport) {
 			a.FLCount, a.BtreeBlocks, a.Longest, a.InobtLevel, a.FinobtLevel, a.Unlinked)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, fmtElapsed(el))
 }

@@ -12,6 +12,10 @@ import (
 	"syscall"
 )
 
+// exitDocument, when set (--json), writes the run's JSON document with
+// err before an exit that does not return through run: a second interrupt.
+var exitDocument func(err error)
+
 // interruptedError ends a run stopped by an interrupt: exit 130.
 type interruptedError struct{ msg string }
 
@@ -38,7 +42,11 @@ func catchInterrupts(first, atOnce string) (stop <-chan struct{}, done func()) {
 					close(ch)
 					continue
 				}
-				fmt.Fprintf(os.Stderr, "xfsfree: %v again: stopped at once: %s\n", s, atOnce)
+				msg := fmt.Sprintf("%v again: stopped at once: %s", s, atOnce)
+				fmt.Fprintf(os.Stderr, "xfsfree: %s\n", msg)
+				if exitDocument != nil {
+					exitDocument(interruptedError{msg})
+				}
 				os.Exit(exitInterrupted)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -33,6 +34,9 @@ type globalFlags struct {
 	buffered bool
 	quiet    bool
 	part     partitionFlags // --partition, --offset, --size (partition.go)
+
+	start  time.Time // when the run started (elapsed_seconds, text summaries)
+	report any       // the report of the --json document (output.go)
 }
 
 func newRootCmd(g *globalFlags) *cobra.Command {
@@ -63,7 +67,11 @@ VM or cloud image): the partition holding XFS is used when there is one;
 with several, --partition N picks one. --offset and --size give the
 filesystem's byte range by hand. No byte outside it is read or written.
 
-Exit codes: 0 done, 1 refused or failed, 2 usage error.`,
+With --json every run prints one JSON document on stdout, a failure's
+included (its "error" says what failed and where); docs/xfsfree.schema.json
+in the source describes it.
+
+Exit codes: 0 done, 1 refused or failed, 2 usage error, 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -108,21 +116,56 @@ const memoryLimit = 192 << 20
 
 func run(args []string) int {
 	defer startProfile()()
-	var g globalFlags
+	g := globalFlags{start: time.Now()}
 	root := newRootCmd(&g)
 	root.SetArgs(args)
-	err := root.Execute()
+	root.PersistentPreRunE = chainPreRun(root.PersistentPreRunE, func(cmd *cobra.Command) {
+		if g.json {
+			exitDocument = func(err error) { writeDocument(os.Stdout, commandName(cmd), nil, err, g.elapsed()) }
+		}
+	})
+	cmd, err := root.ExecuteC()
+	code := exitCode(err)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xfsfree:", err)
+		if code == exitUsage {
+			fmt.Fprintln(os.Stderr, "Run 'xfsfree --help' for usage.")
+		}
+	}
+	if (g.json || wantsJSON(args)) && (g.report != nil || err != nil) {
+		if jerr := writeDocument(os.Stdout, commandName(cmd), g.report, err, g.elapsed()); jerr != nil {
+			fmt.Fprintln(os.Stderr, "xfsfree:", jerr)
+			if code == exitOK {
+				code = exitFailed
+			}
+		}
+	}
+	return code
+}
+
+// chainPreRun runs first, then pre (cobra runs only the nearest
+// PersistentPreRunE).
+func chainPreRun(pre func(*cobra.Command, []string) error, first func(*cobra.Command)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		first(cmd)
+		if pre != nil {
+			return pre(cmd, args)
+		}
+		return nil
+	}
+}
+
+// exitCode is the exit status of a run that returned err.
+func exitCode(err error) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "xfsfree:", err)
 	var ie interruptedError
 	if errors.As(err, &ie) {
 		return exitInterrupted
 	}
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
-		fmt.Fprintln(os.Stderr, "Run 'xfsfree --help' for usage.")
 		return exitUsage
 	}
 	return exitFailed

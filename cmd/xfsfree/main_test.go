@@ -62,7 +62,26 @@ func runCLI(t *testing.T, args ...string) result {
 	} else if err != nil {
 		t.Fatalf("run xfsfree %v: %v", args, err)
 	}
-	return result{o.String(), e.String(), code}
+	r := result{o.String(), e.String(), code}
+	if wantsJSON(args) {
+		validateDocument(t, args, r)
+	}
+	return r
+}
+
+// report is a --json document without its envelope (schema_version,
+// command, elapsed_seconds): the command's report, to compare with the
+// library's.
+func report(t *testing.T, out string) any {
+	t.Helper()
+	m, ok := parseJSON(t, out).(map[string]any)
+	if !ok {
+		t.Fatalf("not a JSON object:\n%s", out)
+	}
+	delete(m, "schema_version")
+	delete(m, "command")
+	delete(m, "elapsed_seconds")
+	return m
 }
 
 // expectOneLineError checks a failure: the exit code and one line on
@@ -144,7 +163,7 @@ func TestInfoScanFixtures(t *testing.T) {
 				if r.code != 0 || r.stderr != "" {
 					t.Errorf("%s --json: exit %d, stderr %q", c.cmd, r.code, r.stderr)
 				}
-				if got, want := parseJSON(t, r.stdout), asJSON(t, c.want); fmt.Sprint(got) != fmt.Sprint(want) {
+				if got, want := report(t, r.stdout), asJSON(t, c.want); fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Errorf("%s --json differs from the library's report:\n%s\nwant %v", c.cmd, r.stdout, want)
 				}
 			}
@@ -164,6 +183,33 @@ func TestInfoScanFixtures(t *testing.T) {
 				t.Errorf("info/scan wrote to the image")
 			}
 		})
+	}
+}
+
+// TestScanOutput: scan prints each AG's totals and the total, not the
+// orphans; -v lists them, chain by chain, each described; both end with
+// the elapsed time.
+func TestScanOutput(t *testing.T) {
+	img := testimg.Path(t, "orphans")
+	r := runCLI(t, "scan", img)
+	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	if r.code != 0 || len(lines) != 6 || !strings.HasPrefix(lines[0], "note: the log is dirty") ||
+		lines[4] != "AG 3: 201 orphan(s) in 64 bucket(s) holding 0 block(s)" {
+		t.Errorf("scan: exit %d, want a note, 4 AG lines and a total:\n%s", r.code, r.stdout)
+	}
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "total: 313 orphan(s) holding 2026 block(s);") || !strings.Contains(last, "(-v lists them); elapsed ") {
+		t.Errorf("scan's total line: %q", last)
+	}
+	for _, l := range lines {
+		if len(l) > 250 || strings.Contains(l, "bucket ") && !strings.Contains(l, "bucket(s)") {
+			t.Errorf("scan lists orphans without -v: %q", l)
+		}
+	}
+	r = runCLI(t, "scan", "-v", img)
+	if r.code != 0 || !strings.Contains(r.stdout, "  bucket 15: 1 orphan(s)\n    ino 143: regular 0100644 uid ") ||
+		!strings.Contains(r.stdout, "total: 313 orphan(s)") || strings.Contains(r.stdout, "-v lists them") {
+		t.Errorf("scan -v: exit %d:\n%s", r.code, r.stdout)
 	}
 }
 
@@ -233,7 +279,7 @@ func TestRefusals(t *testing.T) {
 				}
 				r := runCLI(t, args...)
 				expectFailure(t, r, exitFailed, c.want...)
-				if r.stdout != "" {
+				if !js && r.stdout != "" {
 					t.Errorf("%v: stdout %q", args, r.stdout)
 				}
 			}
@@ -283,7 +329,7 @@ func TestScanCorruptAG(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("scan --json output: %v\n%s", err, r.stdout)
 	}
-	if len(rep.Errors) != 1 || rep.Errors[0].AG != 1 || rep.AGs[1].Err == "" || rep.Orphans == 0 {
+	if len(rep.Errors) != 1 || rep.Errors[0].AG != 1 || rep.AGs[1].Error == nil || rep.Orphans == 0 {
 		t.Errorf("scan --json: errors %+v, %d orphans", rep.Errors, rep.Orphans)
 	}
 	expectFailure(t, runCLI(t, "info", img), exitFailed, "AG 1", "crc")

@@ -31,7 +31,7 @@ type partitionFlags struct {
 // deviceCommands are the commands whose first argument is DEV.
 var deviceCommands = map[string]bool{
 	"xfsfree info": true, "xfsfree scan": true, "xfsfree check": true, "xfsfree recover": true,
-	"xfsfree free": true, "xfsfree clean": true, "xfsfree debug set-label": true,
+	"xfsfree free": true, "xfsfree extract": true, "xfsfree clean": true, "xfsfree debug set-label": true,
 }
 
 // addPartitionFlags adds the flags to every command and resolves them,

@@ -200,6 +200,7 @@ func jsonWithoutDevice(t *testing.T, args ...string) (int, map[string]any, strin
 		t.Fatalf("xfsfree %v: exit %d, output is not JSON: %v\n%s%s", args, r.code, err, r.stdout, r.stderr)
 	}
 	delete(v, "device")
+	delete(v, "elapsed_seconds")
 	return r.code, v, r.stderr
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/xfsfree/xfsfree/journal"
@@ -44,11 +45,9 @@ On a clean log recover says so and writes nothing.`,
 			}
 			if rep != nil {
 				if g.json {
-					if perr := printJSON(os.Stdout, rep); perr != nil {
-						return perr
-					}
+					g.setReport(rep)
 				} else {
-					printRecover(os.Stdout, rep)
+					printRecover(os.Stdout, rep, g.elapsed())
 				}
 			}
 			return err
@@ -58,9 +57,10 @@ On a clean log recover says so and writes nothing.`,
 	return cmd
 }
 
-func printRecover(w io.Writer, r *xfs.RecoverReport) {
+func printRecover(w io.Writer, r *xfs.RecoverReport, el time.Duration) {
+	head := xfs.MakeLSN(r.HeadCycle, r.Head)
 	if r.Clean {
-		fmt.Fprintf(w, "%s: the log is clean (head %d, cycle %d): nothing to recover, nothing written\n", r.Device, r.Head, r.HeadCycle)
+		fmt.Fprintf(w, "%s: the log is clean (head %s): nothing to recover, nothing written; %s\n", r.Device, head, fmtElapsed(el))
 		return
 	}
 	verb := "recovered"
@@ -68,7 +68,7 @@ func printRecover(w io.Writer, r *xfs.RecoverReport) {
 		verb = "dry run (nothing written)"
 	}
 	fmt.Fprintf(w, "%s: %s\n", r.Device, verb)
-	fmt.Fprintf(w, "log         tail %d (lsn %s) to head %d (cycle %d), last record lsn %s", r.Tail, r.TailLSN, r.Head, r.HeadCycle, r.LastLSN)
+	fmt.Fprintf(w, "log         tail %s to head %s, last record %s", r.TailLSN, head, r.LastLSN)
 	if r.Torn {
 		fmt.Fprint(w, "; a torn write at the head was cut off")
 	}
@@ -78,14 +78,15 @@ func printRecover(w io.Writer, r *xfs.RecoverReport) {
 		fmt.Fprintf(w, " (%d incomplete at the head, discarded)", r.Incomplete)
 	}
 	fmt.Fprintln(w)
-	names := make([]string, 0, len(r.Items))
-	for n := range r.Items {
+	counts := r.ItemCounts()
+	names := make([]string, 0, len(counts))
+	for n := range counts {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	var items []string
 	for _, n := range names {
-		items = append(items, fmt.Sprintf("%s %d", n, r.Items[n]))
+		items = append(items, fmt.Sprintf("%s %d", n, counts[n]))
 	}
 	fmt.Fprintf(w, "items       %s\n", strings.Join(items, ", "))
 	fmt.Fprintf(w, "buffers     %d replayed, %d inode buffers (next_unlinked), %d skipped (on-disk LSN not older), %d cancelled, %d cancel records\n",
@@ -102,7 +103,7 @@ func printRecover(w io.Writer, r *xfs.RecoverReport) {
 		r.Counters.ICount, r.Counters.IFree, r.Counters.FDBlocks,
 		r.OldCounters.ICount, r.OldCounters.IFree, r.OldCounters.FDBlocks)
 	if r.UnmountLSN != "" {
-		fmt.Fprintf(w, "log         unmount record at lsn %s: the log is clean\n", r.UnmountLSN)
+		fmt.Fprintf(w, "log         unmount record at %s: the log is clean\n", r.UnmountLSN)
 	}
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "warning     %s\n", warn)
@@ -110,4 +111,5 @@ func printRecover(w io.Writer, r *xfs.RecoverReport) {
 	if r.Orphans > 0 {
 		fmt.Fprintf(w, "orphans     %d inodes on the unlinked lists, left for 'xfsfree free --orphans' (the kernel frees them at mount; recover does not)\n", r.Orphans)
 	}
+	fmt.Fprintln(w, fmtElapsed(el))
 }

@@ -143,3 +143,42 @@ func TestFreeInterruptedTwice(t *testing.T) {
 		t.Errorf("after two interrupts, recover and free: %s; kernel: %s", got, want)
 	}
 }
+
+// Under --json an interrupted free still prints its document: once, the
+// report of what was done (interrupted) and the error; twice, the error.
+// Both follow the schema, with exit 130.
+func TestFreeInterruptedJSON(t *testing.T) {
+	testimg.Need(t, "xfs_db", "xfs_repair")
+	for _, twice := range []bool{false, true} {
+		img := recovered(t)
+		args := []string{"free", "--json", "--orphans", "--test-item-delay", "50ms", img}
+		var stdout, stderr strings.Builder
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}
+		})
+		time.Sleep(1500 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGINT)
+		if twice {
+			time.Sleep(20 * time.Millisecond)
+			cmd.Process.Signal(syscall.SIGTERM)
+		}
+		cmd.Wait()
+		r := result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
+		if r.code != exitInterrupted {
+			t.Fatalf("twice %v: exit %d\n%s", twice, r.code, r.stderr)
+		}
+		validateDocument(t, args, r)
+		m := members(t, r.stdout)
+		if _, ok := m["error"]; !ok || (m["interrupted"] == true) == twice {
+			t.Errorf("twice %v: error %v, interrupted %v", twice, m["error"], m["interrupted"])
+		}
+	}
+}

@@ -36,7 +36,7 @@ func saveBeforeFree(g *globalFlags, fs *xfs.FS, dir string, o *xfs.FreeOptions) 
 		}
 	}
 	if !g.json {
-		printSaved(os.Stdout, m)
+		printSaved(os.Stdout, m, "")
 	}
 	return m, nil
 }

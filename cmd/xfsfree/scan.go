@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/xfsfree/xfsfree/xfs"
@@ -17,16 +18,19 @@ func newScanCmd(g *globalFlags) *cobra.Command {
 		Short: "List orphans and fully free inode chunks: what 'free' would release",
 		Long: `scan walks every AG: the 64 unlinked buckets of its AGI, following each chain
 through di_next_unlinked (a chain that loops or leaves its AG is reported),
-and its inode btree, for chunks whose inodes are all free. It prints what
-'free --orphans' and 'free --empty-chunks' would release. It writes nothing
-and works on a dirty log too (the on-disk state may then lag the log).
+and its inode btree, for chunks whose inodes are all free. It prints, for
+each AG, what 'free --orphans' and 'free --empty-chunks' would release
+(orphans, buckets, blocks, free chunks), then the total and the time it
+took. It writes nothing and works on a dirty log too (the on-disk state
+may then lag the log).
 
-With -v it says what each orphan holds, to decide what to save before a
-free ('xfsfree extract'): type and permissions, owners and project id,
-size, blocks, extent count and fork format, times, flags (reflink,
-realtime, append-only, immutable, ...), a symlink's target, and the number
-and names of its extended attributes (every attr block read is verified);
---json gives the same as each orphan's "detail".
+With -v it lists every bucket chain and free chunk, and says what each
+orphan holds, to decide what to save before a free ('xfsfree extract'):
+type and mode (octal), owners and project id, size, blocks, extent count
+and fork format, times, flags (reflink, realtime, append-only, immutable,
+...), a symlink's target, and the number and names of its extended
+attributes (every attr block read is verified). --json lists every orphan
+and free chunk; with -v each orphan has its "detail" too.
 
 Exit status is 1 if any AG could not be scanned (the error names the AG,
 the block and the field) or, with -v, an orphan could not be fully
@@ -54,14 +58,14 @@ described (its error says why).`,
 					return r, err
 				}
 			}
-			rep, err := readOnlyReport(g, args[0], "scanning AGs", pass, func(w io.Writer, r *xfs.ScanReport) {
-				printScan(w, r, verbose)
+			rep, err := readOnlyReport(g, args[0], "scanning AGs", pass, func(w io.Writer, r *xfs.ScanReport, el time.Duration) {
+				printScan(w, r, verbose, el)
 			})
 			if err != nil {
 				return err
 			}
 			if len(rep.Errors) > 0 {
-				return fmt.Errorf("%d AG(s) could not be scanned (first: AG %d: %s)", len(rep.Errors), rep.Errors[0].AG, rep.Errors[0].Err)
+				return &located{fmt.Sprintf("%d AG(s) could not be scanned (first: %s)", len(rep.Errors), rep.Errors[0]), rep.Errors[0]}
 			}
 			if undescribed > 0 {
 				return fmt.Errorf("%d orphan(s) could not be fully described (their errors are in the output)", undescribed)
@@ -73,52 +77,64 @@ described (its error says why).`,
 	return cmd
 }
 
-func printScan(w io.Writer, r *xfs.ScanReport, verbose bool) {
+// printScan prints, for each AG with something to say, its totals (and
+// its error); with verbose, every bucket chain with its orphans described
+// one by one, and every free chunk. The last line is the total.
+func printScan(w io.Writer, r *xfs.ScanReport, verbose bool, el time.Duration) {
 	if !r.LogClean {
 		fmt.Fprintf(w, "note: %s\n", r.Note)
 	}
 	for _, a := range r.AGs {
-		n := 0
+		n, blocks := 0, uint64(0)
 		for _, c := range a.Chains {
 			n += len(c.Inodes)
+			for _, o := range c.Inodes {
+				blocks += o.NBlocks
+			}
 		}
-		if n == 0 && len(a.FreeChunks) == 0 && a.Err == "" {
+		var chunkInodes, chunkBlocks uint64
+		for _, c := range a.FreeChunks {
+			chunkInodes += uint64(c.Inodes)
+			chunkBlocks += uint64(c.Blocks)
+		}
+		if n == 0 && len(a.FreeChunks) == 0 && a.Error == nil {
 			continue
 		}
-		fmt.Fprintf(w, "AG %d: %d orphan(s) in %d bucket(s), %d fully free chunk(s)\n", a.AG, n, len(a.Chains), len(a.FreeChunks))
-		if a.Err != "" {
-			fmt.Fprintf(w, "  error: %s\n", a.Err)
+		fmt.Fprintf(w, "AG %d: %d orphan(s) in %d bucket(s) holding %d block(s)", a.AG, n, len(a.Chains), blocks)
+		if len(a.FreeChunks) > 0 {
+			fmt.Fprintf(w, "; %d fully free chunk(s) of %d inode(s) in %d block(s)", len(a.FreeChunks), chunkInodes, chunkBlocks)
+		}
+		fmt.Fprintln(w)
+		if a.Error != nil {
+			fmt.Fprintf(w, "  error: %s\n", a.Error.Message)
+		}
+		if !verbose {
+			continue
 		}
 		for _, c := range a.Chains {
-			fmt.Fprintf(w, "  bucket %2d:", c.Bucket)
+			fmt.Fprintf(w, "  bucket %2d: %d orphan(s)\n", c.Bucket, len(c.Inodes))
 			for _, o := range c.Inodes {
-				fmt.Fprintf(w, " %d", o.Ino)
-			}
-			fmt.Fprintln(w)
-			if verbose {
-				for _, o := range c.Inodes {
-					printOrphanDetail(w, o)
-				}
+				printOrphanDetail(w, o)
 			}
 		}
-		for i, c := range a.FreeChunks {
-			if !verbose && i == 8 {
-				fmt.Fprintf(w, "  ... %d more free chunk(s) (-v lists them)\n", len(a.FreeChunks)-i)
-				break
-			}
+		for _, c := range a.FreeChunks {
 			fmt.Fprintf(w, "  free chunk at ino %d (agino %d, holemask %#04x): %d inodes, %d blocks\n",
 				c.StartIno, c.StartAgino, c.Holemask, c.Inodes, c.Blocks)
 		}
 	}
-	fmt.Fprintf(w, "total: %d orphan(s) holding %d block(s); %d fully free chunk(s) of %d inode(s) in %d block(s)\n",
-		r.Orphans, r.OrphanBlks, r.FreeChunks, r.ChunkInodes, r.ChunkBlks)
+	more := ""
+	if !verbose && (r.Orphans > 0 || r.FreeChunks > 0) {
+		more = " (-v lists them)"
+	}
+	fmt.Fprintf(w, "total: %d orphan(s) holding %d block(s); %d fully free chunk(s) of %d inode(s) in %d block(s)%s; %s\n",
+		r.Orphans, r.OrphanBlks, r.FreeChunks, r.ChunkInodes, r.ChunkBlks, more, fmtElapsed(el))
 }
 
 // printOrphanDetail prints what scan -v says of one orphan.
 func printOrphanDetail(w io.Writer, o xfs.Orphan) {
 	d := o.Detail
 	if d == nil {
-		fmt.Fprintf(w, "    ino %d mode %#o nlink %d size %d nblocks %d\n", o.Ino, o.Mode, o.Nlink, o.Size, o.NBlocks)
+		fmt.Fprintf(w, "    ino %d: %s %s nlink %d size %d blocks %d\n", o.Ino, o.Mode.Type(), o.Mode, o.Nlink, o.Size, o.NBlocks)
 		if o.DetailErr != "" {
 			fmt.Fprintf(w, "      error: %s\n", o.DetailErr)
 		}
@@ -126,7 +142,7 @@ func printOrphanDetail(w io.Writer, o xfs.Orphan) {
 	}
 	const ts = "2006-01-02 15:04:05.000000000Z07:00"
 	fmt.Fprintf(w, "    ino %d: %s %s uid %d gid %d projid %d size %d blocks %d extents %d (%s)",
-		d.Ino, d.Type, d.Perm, d.UID, d.GID, d.ProjID, d.Size, d.Blocks, d.Extents, d.Format)
+		d.Ino, d.Type, d.Mode, d.UID, d.GID, d.ProjID, d.Size, d.Blocks, d.Extents, d.Format)
 	if d.Rdev != "" {
 		fmt.Fprintf(w, " rdev %s", d.Rdev)
 	}

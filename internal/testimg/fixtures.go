@@ -118,6 +118,24 @@ func Compressed(name string) string {
 	return compressedPath(root, name)
 }
 
+// Unpack decompresses the committed fixture name into dst, a private writable copy, for code
+// that has no testing.TB (the TestMain and runnable examples of a package). It needs zstd; the
+// error says what is missing.
+func Unpack(name, dst string) error {
+	zst := Compressed(name)
+	if zst == "" {
+		return fmt.Errorf("testimg: fixture %s is not committed in testdata/images", name)
+	}
+	z := tool("zstd")
+	if z == "" {
+		return errors.New("testimg: zstd is not installed")
+	}
+	if out, err := exec.Command(z, "-d", "-q", "-f", "--long=27", zst, "-o", dst).CombinedOutput(); err != nil {
+		return fmt.Errorf("testimg: zstd -d %s: %v: %s", zst, err, out)
+	}
+	return nil
+}
+
 func compressedPath(root, name string) string {
 	return filepath.Join(root, "testdata", "images", name+".img.zst")
 }
