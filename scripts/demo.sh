@@ -20,8 +20,8 @@ set -x
 xfsfree --version
 xfsfree info "$img"
 xfsfree scan "$img"
-xfsfree recover "$img"
-xfsfree free --orphans --stats "$img"
+xfsfree clean --dry-run "$img"
+xfsfree clean --stats "$img"
 xfsfree info "$img"
 xfsfree check "$img"
 xfs_repair -n "$img"

@@ -64,9 +64,9 @@ type CowReport struct {
 	Blocks       uint64        `json:"blocks_freed"`
 	Transactions int           `json:"transactions"`
 	Interrupted  bool          `json:"interrupted,omitempty"`
-	Errors       []FreeFailure `json:"errors,omitempty"`
-	Before       Counters      `json:"before"`
-	After        Counters      `json:"after"`
+	Errors       []FreeFailure `json:"errors"`
+	Before       Counters      `json:"counters_before"`
+	After        Counters      `json:"counters_after"`
 }
 
 // Failed reports whether a free failed.
@@ -108,7 +108,7 @@ func (fs *FS) FreeCowLeftovers(o CowOptions) (*CowReport, error) {
 	if !o.DryRun && fs.log == nil {
 		return nil, ErrNotWritable
 	}
-	rep := &CowReport{Device: fs.Path, DryRun: o.DryRun, Extents: []CowExtent{}}
+	rep := &CowReport{Device: fs.Path, DryRun: o.DryRun, Extents: []CowExtent{}, Errors: []FreeFailure{}}
 	if before, err := fs.SummaryCounters(); err == nil {
 		rep.Before = Counters(before)
 	}

@@ -359,7 +359,7 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 			quotaErr = fmt.Errorf("clearing the quota checked flags: %w", quotaErr)
 		} else {
 			rep.Transactions++
-			rep.QuotaNote = "quota accounting is on: the quota 'checked' flags were cleared (as xfs_repair does), so the next mount re-counts usage"
+			rep.QuotaNote = quotaClearedNote
 		}
 	}
 	session := fs.log
@@ -370,6 +370,9 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 	rep.After = Counters{ICount: fs.SB.ICount, IFree: fs.SB.IFree, FDBlocks: fs.SB.FDBlocks}
 	return rep, errors.Join(wbErr, quotaErr, finErr)
 }
+
+// quotaClearedNote says that the quota "checked" flags were cleared.
+const quotaClearedNote = "quota accounting is on: the quota 'checked' flags were cleared (as xfs_repair does), so the next mount re-counts usage"
 
 // errStopped ends a truncation in steps at an interrupt.
 var errStopped = errors.New("stopped")

@@ -30,6 +30,10 @@ type Options struct {
 	// WriteHook, if set, makes a device write hook that Open installs as
 	// soon as the device is open (crash injection: see CrashHook).
 	WriteHook func(dev *cache.Device) cache.WriteHook
+
+	// onClose, if set, is told the device's and the cache's counters when
+	// the filesystem is closed (clean sums its handles' I/O).
+	onClose func(cache.DeviceStats, cache.CacheStats)
 }
 
 // FS is an open filesystem. Its methods are safe for concurrent use.
@@ -112,7 +116,12 @@ func (fs *FS) load() error {
 }
 
 // Close closes the device.
-func (fs *FS) Close() error { return fs.Dev.Close() }
+func (fs *FS) Close() error {
+	if fs.opts.onClose != nil && fs.Cache != nil {
+		fs.opts.onClose(fs.Dev.Stats(), fs.Cache.Stats())
+	}
+	return fs.Dev.Close()
+}
 
 // LogState finds the log's head and tail. For an external log it returns
 // a nil state.

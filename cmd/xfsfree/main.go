@@ -49,6 +49,8 @@ O_DIRECT and verifies its magic and CRC, and writes every change through the
 filesystem's own log, in the kernel's format, so that a crash at any point is
 recovered by 'xfsfree recover' or by a kernel mount.
 
+  clean    what a kernel mount and unmount do: replay the log (its intents
+           finished), free the orphans and the CoW leftovers, leave it clean
   info     geometry, features, log state and per-AG inode counts (read-only)
   scan     orphans on the AGI unlinked lists and fully free inode chunks:
            what 'free' would release (read-only)
@@ -82,9 +84,9 @@ Exit codes: 0 done, 1 refused or failed, 2 usage error, 130 interrupted.`,
 	// Without a command there is nothing to do: a usage error (exit 2).
 	// Extra words are still reported by cobra as an unknown command.
 	root.RunE = func(_ *cobra.Command, args []string) error {
-		return usageError{errors.New("no command given (info, scan, check, recover, free, extract)")}
+		return usageError{errors.New("no command given (info, scan, check, recover, free, clean, extract)")}
 	}
-	root.AddCommand(newInfoCmd(g), newScanCmd(g), newCheckCmd(g), newRecoverCmd(g), newFreeCmd(g), newExtractCmd(g))
+	root.AddCommand(newInfoCmd(g), newScanCmd(g), newCheckCmd(g), newRecoverCmd(g), newFreeCmd(g), newCleanCmd(g), newExtractCmd(g))
 	addTestHooks(root, g)
 	root.AddCommand(newGenDocsCmd())
 	addVersionFlag(root)

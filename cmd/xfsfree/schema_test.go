@@ -160,6 +160,8 @@ func TestJSONSchema(t *testing.T) {
 		{[]string{"check", "--bogus", "--json", zeros}, exitUsage, "check"},
 		{[]string{"free", "--json", zeros}, exitUsage, "free"},
 		{[]string{"free", "--json", "--ino", "x", zeros}, exitUsage, "free"},
+		{[]string{"clean", "--json"}, exitUsage, "clean"},
+		{[]string{"clean", "--json", zeros}, exitFailed, "clean"},
 		{[]string{"extract", "--json", zeros}, exitUsage, "extract"},
 		{[]string{"extract", "--json", "--ino", "5", "-o", "-", zeros}, exitUsage, "extract"},
 		{[]string{"info", "--json", zeros}, exitFailed, "info"},
@@ -254,6 +256,16 @@ func TestJSONSchema(t *testing.T) {
 		t.Errorf("extract --all-orphans: exit %d: %s", r.code, r.stderr)
 	}
 	validateManifest(t, filepath.Join(dir, "all", "manifest.json"))
+	// clean on another copy of the snapshot: its dry run, the run with
+	// its statistics and saves, then the second run that has nothing to
+	// do.
+	snap := testimg.Path(t, "orphans")
+	for _, args := range [][]string{{"clean", "--dry-run", "-v"}, {"clean", "--stats", "--save-orphans", filepath.Join(dir, "csaved")}, {"clean"}} {
+		args = append(append(args, "--json"), snap)
+		if r := runCLI(t, args...); r.code != exitOK {
+			t.Errorf("%v: exit %d: %s", args, r.code, r.stderr)
+		}
+	}
 	for _, args := range [][]string{{"free", "--orphans", "--dry-run", "-v"}, {"free", "--orphans", "--stats", "--save-orphans", filepath.Join(dir, "saved")}, {"recover"}} {
 		args = append(append(args, "--json"), img)
 		if r := runCLI(t, args...); r.code != exitOK {
