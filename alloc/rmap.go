@@ -22,6 +22,10 @@ type Owner struct {
 // The special owners.
 var (
 	OwnerNull   = Owner{Owner: ondisk.RmapOwnNull}   // no rmap change
+	// OwnerUnknown removes whatever reverse mapping covers the range, or
+	// none if no record overlaps it (XFS_RMAP_OINFO_ANY_OWNER: a
+	// recovered EFI, which does not record the owner).
+	OwnerUnknown = Owner{Owner: ondisk.RmapOwnUnknown}
 	OwnerAG     = Owner{Owner: ondisk.RmapOwnAG}     // AGFL and free-space btree blocks
 	OwnerInobt  = Owner{Owner: ondisk.RmapOwnInobt}  // inobt and finobt blocks
 	OwnerInodes = Owner{Owner: ondisk.RmapOwnInodes} // inode chunks
@@ -221,13 +225,26 @@ func (ag *AG) rmapUnmap(tx Tx, bno, n uint32, o Owner) error {
 	if lt == nil {
 		return ag.rmapCorrupt(bno, n, o, "has no rmap record at or before it", nil)
 	}
+	unknown := o.Owner == ondisk.RmapOwnUnknown
+	if unknown && uint64(lt.StartBlock)+uint64(lt.BlockCount) <= uint64(bno) {
+		// The wildcard of a recovered EFI: the whole range, or nothing
+		// if no record overlaps either end (xfs_rmap_unmap's special
+		// case #2: an RUI removed the owner's record already).
+		ok, err := c.Increment()
+		if err != nil || !ok {
+			return err
+		}
+		if next := ondisk.DecodeRmapRec(c.Rec()); uint64(next.StartBlock) >= uint64(bno)+uint64(n) {
+			return nil
+		}
+	}
 	if lt.StartBlock > bno || uint64(lt.StartBlock)+uint64(lt.BlockCount) < uint64(bno)+uint64(n) {
 		return ag.rmapCorrupt(bno, n, o, "is not covered by one rmap record", lt)
 	}
-	if lt.Unwritten() != o.Unwritten {
+	if !unknown && lt.Unwritten() != o.Unwritten {
 		return ag.rmapCorrupt(bno, n, o, "differs in the unwritten flag from its rmap record", lt)
 	}
-	if lt.Owner != o.Owner {
+	if !unknown && lt.Owner != o.Owner {
 		return ag.rmapCorrupt(bno, n, o, "belongs to another owner in the rmapbt", lt)
 	}
 	if ondisk.IsInodeOwner(o.Owner) {

@@ -79,20 +79,32 @@ func covers(r ondisk.RmapRec, bno uint32, o Owner) bool {
 	return r.FileOffset() <= off && off < r.FileOffset()+uint64(r.BlockCount)
 }
 
-// lookupRange finds owner o's record covering block bno: the records at
-// or before the key (bno, o) are walked back, from the last, until one
-// belongs to o and covers bno at o's offset (the overlapping-interval
-// version of lookupRmapLE). nil if there is none.
+// lookupRange finds owner o's record covering block bno at o's file
+// offset, as xfs_rmap_lookup_le_range does: the record at or before the
+// key (bno, o) if it is the one, else the first in key order among those
+// whose key range holds the key (an overlapping query: records of other
+// owners may overlap it). nil if there is none.
 func (ag *AG) lookupRange(tx Tx, bno uint32, o Owner) (*ondisk.RmapRec, error) {
 	t := ag.tree(ondisk.AGFRmap)
-	c, ok, err := t.Lookup(tx, rmapKey(bno, o), btree.LE)
-	for ; err == nil && ok; ok, err = c.Decrement() {
-		r := ondisk.DecodeRmapRec(c.Rec())
-		if covers(r, bno, o) {
+	key := rmapKey(bno, o)
+	c, ok, err := t.Lookup(tx, key, btree.LE)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if r := ondisk.DecodeRmapRec(c.Rec()); covers(r, bno, o) {
 			return &r, nil
 		}
 	}
-	return nil, err
+	var found *ondisk.RmapRec
+	err = t.QueryOverlap(tx, key, key, func(rec []byte) (bool, error) {
+		if r := ondisk.DecodeRmapRec(rec); covers(r, bno, o) {
+			found = &r
+			return true, nil
+		}
+		return false, nil
+	})
+	return found, err
 }
 
 // rmapInsert inserts record r; one already there with its key is

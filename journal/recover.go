@@ -106,6 +106,10 @@ type RecoverReport struct {
 	// finished: the work the kernel's mount would finish after the replay.
 	// Recover refuses a log that has any (PendingIntentsError).
 	PendingIntents []PendingIntent `json:"-"`
+	// IntentIDs are the ids of every intent item in the recovered part
+	// of the log, pending or finished: a caller that logs new intents
+	// while finishing the pending ones gives them other ids.
+	IntentIDs []uint64 `json:"-"`
 
 	// LoggedInodes lists the inode numbers named by inode items, ascending.
 	LoggedInodes []uint64 `json:"-"`

@@ -92,6 +92,7 @@ func (r *recovery) recoverIntentItem(t *RecoveredTrans, it *Item) error {
 	if ondisk.IsIntentType(f.Type) {
 		r.in.pending = append(r.in.pending, PendingIntent{Intent: f, LSN: t.LSN, Tid: t.Tid, Desc: f.String()})
 		r.rep.IntentsLogged++
+		r.rep.IntentIDs = append(r.rep.IntentIDs, f.ID)
 		return nil
 	}
 	want := ondisk.IntentOfDone(f.Type)

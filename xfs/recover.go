@@ -101,6 +101,10 @@ func recoverAndFinish(path string, opts Options, o RecoverOptions, then func(fs 
 		return nil, err
 	}
 	r := &recovery{RecoverReport: jr}
+	if err == nil && jr.DryRun && len(jr.PendingIntents) > 0 {
+		// What a real run would finish.
+		r.intents = newIntentsReport(jr.PendingIntents)
+	}
 	if err != nil || !jr.LeftDirty {
 		return r, err
 	}
@@ -111,10 +115,19 @@ func recoverAndFinish(path string, opts Options, o RecoverOptions, then func(fs 
 		return r, err
 	}
 	defer fs.Close()
-	r.intents, err = fs.finishIntents(jr.PendingIntents)
-	if err == nil {
-		err = fs.log.Force()
+	r.intents, err = fs.finishIntents(jr.PendingIntents, jr.IntentIDs)
+	if err != nil {
+		// The intents finished are made durable; the log stays dirty,
+		// its tail at the oldest intent, so that the kernel's recovery
+		// (or xfsfree again) replays it and finishes the rest. No
+		// unmount record: that would drop them.
+		if ferr := fs.log.Force(); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+		fs.log = nil
+		return r, err
 	}
+	err = fs.log.Force()
 	fs.log.ReleaseTail()
 	if err == nil && then != nil {
 		return r, then(fs)
