@@ -79,7 +79,9 @@ func (f *Fork) Levels() int {
 // Nextents is the fork's extent count.
 func (f *Fork) Nextents() uint64 { return f.D.Nextents(f.Which) }
 
-func (f *Fork) addNextents(delta int) { f.D.SetNextents(f.Which, uint64(int64(f.Nextents())+int64(delta))) }
+func (f *Fork) addNextents(delta int) {
+	f.D.SetNextents(f.Which, uint64(int64(f.Nextents())+int64(delta)))
+}
 
 // maxExt is XFS_IFORK_MAXEXT: the extents the literal area holds.
 func (f *Fork) maxExt() uint64 { return uint64(f.D.ForkSize(f.Which) / ondisk.BmbtRecLen) }
