@@ -21,17 +21,18 @@ type Owner struct {
 
 // The special owners.
 var (
-	OwnerNull = Owner{Owner: ondisk.RmapOwnNull} // no rmap change
-	// OwnerUnknown removes whatever reverse mapping covers the range, or
-	// none if no record overlaps it (XFS_RMAP_OINFO_ANY_OWNER: a
-	// recovered EFI, which does not record the owner).
-	OwnerUnknown = Owner{Owner: ondisk.RmapOwnUnknown}
-	OwnerAG      = Owner{Owner: ondisk.RmapOwnAG}     // AGFL and free-space btree blocks
-	OwnerInobt   = Owner{Owner: ondisk.RmapOwnInobt}  // inobt and finobt blocks
-	OwnerInodes  = Owner{Owner: ondisk.RmapOwnInodes} // inode chunks
-	OwnerRefc    = Owner{Owner: ondisk.RmapOwnRefc}   // refcount btree blocks
-	OwnerCow     = Owner{Owner: ondisk.RmapOwnCow}    // CoW staging extents
+	OwnerNull   = Owner{Owner: ondisk.RmapOwnNull}   // no rmap change
+	OwnerAG     = Owner{Owner: ondisk.RmapOwnAG}     // AGFL and free-space btree blocks
+	OwnerInobt  = Owner{Owner: ondisk.RmapOwnInobt}  // inobt and finobt blocks
+	OwnerInodes = Owner{Owner: ondisk.RmapOwnInodes} // inode chunks
+	OwnerRefc   = Owner{Owner: ondisk.RmapOwnRefc}   // refcount btree blocks
+	OwnerCow    = Owner{Owner: ondisk.RmapOwnCow}    // CoW staging extents
 )
+
+// OwnerUnknown removes whatever reverse mapping covers the range, or none
+// if no record overlaps it (XFS_RMAP_OINFO_ANY_OWNER: a recovered EFI,
+// which does not record the owner; xfs_rmap_unmap's special case #2).
+var OwnerUnknown = Owner{Owner: ondisk.RmapOwnUnknown}
 
 // InodeOwner is the owner of a data or attr extent of inode ino at file
 // block offset off.
