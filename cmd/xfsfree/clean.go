@@ -144,9 +144,6 @@ func printClean(w io.Writer, r *xfs.CleanReport, verbose bool, el time.Duration)
 	if r.Recover != nil {
 		fmt.Fprintln(w, "== log")
 		printRecover(w, r.Recover, el)
-		if ir := r.Recover.Intents; ir != nil {
-			fmt.Fprintf(w, "intents     %d pending, %d finished in %d transaction(s)\n", ir.Pending, ir.Finished, ir.Transactions)
-		}
 	} else {
 		fmt.Fprintf(w, "%s: the log is clean: nothing to replay (CoW leftovers are freed only after a dirty log, as the kernel's mount does)\n", r.Device)
 	}

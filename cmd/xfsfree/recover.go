@@ -27,11 +27,13 @@ than the change. It then rebuilds the superblock summary counters from the
 AG headers and writes an unmount record, so the log is clean.
 
 Intent items (extent-free, rmap, refcount and bmap intents) that their done
-items cancel need nothing more and are recovered as the kernel does. A log
-still holding pending intents (work the kernel finishes at mount), or items
-of features xfsfree does not handle (attr and exchange intents, realtime
-intents, dquots), is refused by name and nothing is written: mount the
-filesystem with the kernel to recover it.
+items cancel need nothing more. Those left pending — deferred work the
+kernel finishes at mount — are finished after the replay, in log order, each
+in a logged transaction carrying its done item and all the work it stands
+for, so that a crash meanwhile is recovered by xfsfree or the kernel. A log
+holding a bad intent, or items of features xfsfree does not handle (attr and
+exchange intents, realtime intents, dquots), is refused by name and nothing
+is written: mount the filesystem with the kernel to recover it.
 Orphaned inodes are left on the unlinked lists for 'xfsfree free'.
 On a clean log recover says so and writes nothing.`,
 		Args: exactlyOneDevice,
@@ -102,6 +104,9 @@ func printRecover(w io.Writer, r *xfs.RecoverReport, el time.Duration) {
 	fmt.Fprintf(w, "counters    icount %d ifree %d fdblocks %d (superblock had %d %d %d)\n",
 		r.Counters.ICount, r.Counters.IFree, r.Counters.FDBlocks,
 		r.OldCounters.ICount, r.OldCounters.IFree, r.OldCounters.FDBlocks)
+	if ir := r.Intents; ir != nil {
+		printIntents(w, ir, r.DryRun)
+	}
 	if r.UnmountLSN != "" {
 		fmt.Fprintf(w, "log         unmount record at %s: the log is clean\n", r.UnmountLSN)
 	}
@@ -112,4 +117,27 @@ func printRecover(w io.Writer, r *xfs.RecoverReport, el time.Duration) {
 		fmt.Fprintf(w, "orphans     %d inodes on the unlinked lists, left for 'xfsfree free --orphans' (the kernel frees them at mount; recover does not)\n", r.Orphans)
 	}
 	fmt.Fprintln(w, fmtElapsed(el))
+}
+
+// printIntents prints what finishing the pending intents did (or, in a
+// dry run, would do).
+func printIntents(w io.Writer, ir *xfs.IntentsReport, dryRun bool) {
+	types := make([]string, 0, len(ir.ByType))
+	for k := range ir.ByType {
+		types = append(types, k)
+	}
+	sort.Strings(types)
+	var parts []string
+	for _, k := range types {
+		parts = append(parts, fmt.Sprintf("%s %d", k, ir.ByType[k]))
+	}
+	if dryRun {
+		fmt.Fprintf(w, "intents     %d pending (%s), to finish\n", ir.Pending, strings.Join(parts, ", "))
+		return
+	}
+	fmt.Fprintf(w, "intents     %d pending (%s), %d finished in %d transaction(s)", ir.Pending, strings.Join(parts, ", "), ir.Finished, ir.Transactions)
+	if ir.Continued > 0 {
+		fmt.Fprintf(w, ", %d continued in new intents", ir.Continued)
+	}
+	fmt.Fprintln(w)
 }
