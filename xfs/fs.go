@@ -46,6 +46,9 @@ type FS struct {
 	G      *ondisk.Geometry
 	opts   Options
 	log    *journal.Session // set by OpenWrite (write.go)
+	// afterIntent, if set, is called after each pending intent is
+	// finished (crash tests).
+	afterIntent func(fs *FS)
 }
 
 // Open opens the device or image at path, refusing one that is mounted,

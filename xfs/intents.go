@@ -16,8 +16,6 @@ package xfs
 import (
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 
 	"github.com/xfsfree/xfsfree/journal"
 	"github.com/xfsfree/xfsfree/ondisk"
@@ -122,6 +120,9 @@ func (fs *FS) finishIntents(pending []journal.PendingIntent, usedIDs []uint64) (
 		}
 		rep.Finished++
 		rep.FinishedByType[ItemName(p.Intent.Name())]++
+		if fs.afterIntent != nil {
+			fs.afterIntent(fs)
+		}
 	}
 	return rep, nil
 }
@@ -198,9 +199,4 @@ func (fs *FS) finishIntent(intent *ondisk.IntentLog, ids *intentIDs, rep *Intent
 		rep.Continued++
 		cur = rest
 	}
-}
-
-// intentTypeNames lists the report's type names, for messages.
-func intentTypeNames(m map[string]int) []string {
-	return slices.Sorted(maps.Keys(m))
 }

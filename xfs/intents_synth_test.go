@@ -19,6 +19,7 @@ package xfs
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -544,3 +545,66 @@ var (
 	_ = strings.Contains
 	_ = refcount.New
 )
+
+// TestBadIntentsRefused: a pending intent the kernel's recovery rejects —
+// an EFI extent of length 0, an RUI record of unknown type, a CUI record
+// with a flag beyond its type, a BUI whose owner is no inode — makes
+// recover, a dry run and clean refuse the log, naming the intent, with the
+// image unchanged; the kernel's mount fails on it too.
+func TestBadIntentsRefused(t *testing.T) {
+	testimg.Need(t, "mkfs.xfs", "loop", "mount", "losetup")
+	img := mkfsImage(t, "-m", "rmapbt=1")
+	for _, c := range []struct {
+		name, field string
+		item        func(g *ondisk.Geometry) *ondisk.IntentLog
+	}{
+		{"efi-len0", "efi_extents[0].ext_start/ext_len", func(g *ondisk.Geometry) *ondisk.IntentLog {
+			return &ondisk.IntentLog{Type: ondisk.LIEFI, Size: 1, ID: 0xffff888000badef0, Free: []ondisk.FreeExtent{{Start: g.Fsbno(1, 100), Len: 0}}}
+		}},
+		{"rui-type9", "rui_extents[0].me_flags", func(g *ondisk.Geometry) *ondisk.IntentLog {
+			return &ondisk.IntentLog{Type: ondisk.LIRUI, Size: 1, ID: 0xffff888000bad001,
+				Maps: []ondisk.MapExtent{{Owner: ondisk.RmapOwnCow, StartBlock: g.Fsbno(1, 100), Len: 1, Flags: 9}}}
+		}},
+		{"cui-flag", "cui_extents[0].pe_flags", func(g *ondisk.Geometry) *ondisk.IntentLog {
+			return &ondisk.IntentLog{Type: ondisk.LICUI, Size: 1, ID: 0xffff888000bad002,
+				Phys: []ondisk.PhysExtent{{StartBlock: g.Fsbno(1, 100), Len: 1, Flags: 0x100 | ondisk.RefcountIncrease}}}
+		}},
+		{"bui-owner", "bui_extents[0].me_owner", func(g *ondisk.Geometry) *ondisk.IntentLog {
+			return &ondisk.IntentLog{Type: ondisk.LIBUI, Size: 1, ID: 0xffff888000bad003,
+				Maps: []ondisk.MapExtent{{Owner: 1, StartBlock: g.Fsbno(1, 100), StartOff: 0, Len: 1, Flags: ondisk.BmapMap}}}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bad := copyImg(t, img)
+			var item *ondisk.IntentLog
+			synthLog(t, bad, func(fs *FS, tx *journal.Transaction) {
+				item = c.item(fs.G)
+				tx.LogItem(item.Bytes())
+			})
+			sum := testimg.Hash(t, bad)
+			want := fmt.Sprintf("%s %#x", item.Name(), item.ID)
+			for _, run := range []struct {
+				name string
+				fn   func() error
+			}{
+				{"recover --dry-run", func() error { _, err := Recover(bad, RecoverOptions{DryRun: true}); return err }},
+				{"recover", func() error { _, err := Recover(bad, RecoverOptions{}); return err }},
+				{"clean", func() error { _, err := Clean(bad, CleanOptions{}); return err }},
+			} {
+				err := run.fn()
+				var ce *ondisk.CorruptError
+				if !errors.As(err, &ce) || ce.Struct != want || ce.Field != c.field {
+					t.Errorf("%s = %v, want a CorruptError naming %s, field %s", run.name, err, want, c.field)
+				} else if run.name == "recover" {
+					t.Logf("refused: %v", err)
+				}
+				if testimg.Hash(t, bad) != sum {
+					t.Fatalf("a refused %s wrote to the image", run.name)
+				}
+			}
+			if ok, _ := tryMount(t, bad); ok {
+				t.Errorf("the kernel mounted the image with the bad intent")
+			}
+		})
+	}
+}

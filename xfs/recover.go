@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/journal"
 )
 
@@ -18,6 +19,13 @@ type RecoverOptions struct {
 	Stop <-chan struct{}
 	// Offset and Size restrict the device to a partition (see Options).
 	Offset, Size int64
+
+	// For the crash tests: a device write hook for every handle the run
+	// opens, every transaction finishing an intent its own checkpoint
+	// (journal SyncCommits), and a function called after each intent.
+	writeHook   func(*cache.Device) cache.WriteHook
+	syncCommits bool
+	afterIntent func(fs *FS)
 }
 
 // RecoverReport is what `xfsfree recover` prints.
@@ -46,7 +54,7 @@ const OrphansNote = "orphaned inodes on the AGI unlinked lists are left in place
 // replay, or intents it cannot finish, is refused with nothing written
 // (the report says what it holds).
 func Recover(path string, o RecoverOptions) (*RecoverReport, error) {
-	opts := Options{ReadOnly: o.DryRun, Buffered: o.Buffered, Offset: o.Offset, Size: o.Size}
+	opts := Options{ReadOnly: o.DryRun, Buffered: o.Buffered, Offset: o.Offset, Size: o.Size, WriteHook: o.writeHook}
 	jr, err := recoverAndFinish(path, opts, o, nil)
 	if jr == nil {
 		return nil, err
@@ -115,6 +123,8 @@ func recoverAndFinish(path string, opts Options, o RecoverOptions, then func(fs 
 		return r, err
 	}
 	defer fs.Close()
+	fs.log.SyncCommits = o.syncCommits
+	fs.afterIntent = o.afterIntent
 	r.intents, err = fs.finishIntents(jr.PendingIntents, jr.IntentIDs)
 	if err != nil {
 		// The intents finished are made durable; the log stays dirty,

@@ -6,7 +6,8 @@ package xfs
 // xfs_logprint -t (every intent and done item it lists, with its id and
 // records, is what our decoder read), the kernel's recovery of a copy (a
 // log whose intents all have their done items recovers to the same state),
-// and the kernel's refusal to mount a log holding a bad intent.
+// the kernel's refusal to mount a log holding a bad intent, and xfsfree's
+// finishing of the intents left pending.
 
 import (
 	"bytes"
@@ -462,9 +463,10 @@ func patchEFI(t *testing.T, img string, id uint64) bool {
 // TestRecoverIntentCrashLogs makes crash logs until, for each variant, one
 // log whose intents are all finished and which leaves the kernel nothing
 // else to do (no orphan, no CoW leftover) has been recovered and compared
-// with the kernel's recovery, and one log with pending intents has been
-// refused with nothing written — or the attempts run out (skipped, with
-// the reason). Every log's intents are compared with xfs_logprint's.
+// with the kernel's recovery, one log with pending intents has had them
+// finished (a dry run writing nothing), and one with an EFI patched bad
+// has been refused — or the attempts run out (skipped, with the reason).
+// Every log's intents are compared with xfs_logprint's.
 func TestRecoverIntentCrashLogs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("makes many crash images; not in -short mode")
@@ -477,9 +479,9 @@ func TestRecoverIntentCrashLogs(t *testing.T) {
 			testimg.Need(t, "xfs_db", "xfs_repair", "xfs_logprint", "cp")
 			const attempts = 14
 			counts := map[string]int{}
-			compared, refused, logs, withIntents, withPending := false, false, 0, 0, 0
+			compared, finished, logs, withIntents, withPending := false, false, 0, 0, 0
 			efiPatched := false
-			for try := 0; try < attempts && !(compared && refused && efiPatched); try++ {
+			for try := 0; try < attempts && !(compared && finished && efiPatched); try++ {
 				delay := 800*time.Millisecond + time.Duration(try%7)*350*time.Millisecond
 				img := intentCrashImage(t, delay, v.opts...)
 				logs++
@@ -502,8 +504,8 @@ func TestRecoverIntentCrashLogs(t *testing.T) {
 				}
 				switch {
 				case intents == 0:
-				case len(pending) > 0 && !refused:
-					refused = checkPendingRefused(t, img, pending) // the kernel recovers img last
+				case len(pending) > 0 && !finished:
+					finished = checkPendingFinished(t, img, pending) // on a copy
 				case len(pending) == 0 && !compared:
 					compared = checkAllDoneRecovered(t, img) // on copies
 				}
@@ -513,7 +515,7 @@ func TestRecoverIntentCrashLogs(t *testing.T) {
 			if !compared {
 				missing = append(missing, "no log with intents all finished and nothing else for the kernel to do")
 			}
-			if !refused {
+			if !finished {
 				missing = append(missing, "no log with pending intents")
 			}
 			if !efiPatched {
@@ -526,40 +528,41 @@ func TestRecoverIntentCrashLogs(t *testing.T) {
 	}
 }
 
-// checkPendingRefused: recover (and a dry run) refuses the log, naming the
-// pending intents, and writes nothing; the kernel then recovers it.
-func checkPendingRefused(t *testing.T, img string, pending []*ondisk.IntentLog) bool {
+// checkPendingFinished: a dry run names the pending intents and writes
+// nothing; recover finishes every one of them, in logged transactions,
+// and leaves the log clean (the comparisons with the kernel's recovery are
+// TestCleanCrashSnapshotsLikeKernel's).
+func checkPendingFinished(t *testing.T, img string, pending []*ondisk.IntentLog) bool {
 	t.Helper()
+	img = copyImage(t, img)
 	sum := testimg.Hash(t, img)
-	for _, dry := range []bool{true, false} {
-		_, err := Recover(img, RecoverOptions{DryRun: dry})
-		var pe *journal.PendingIntentsError
-		if !errors.As(err, &pe) {
-			t.Errorf("Recover(dry run %v) = %v, want a PendingIntentsError", dry, err)
-			return true
-		}
-		if len(pe.Intents) != len(pending) {
-			t.Errorf("refusal names %d pending intents, the log has %d", len(pe.Intents), len(pending))
-		}
-		for i, p := range pe.Intents {
-			if i < len(pending) && (p.Intent.ID != pending[i].ID || p.Intent.Type != pending[i].Type) {
-				t.Errorf("pending intent %d: %s, want %v", i, p.Desc, pending[i])
-			}
-		}
-		if !strings.Contains(err.Error(), pending[0].Name()) || !strings.Contains(err.Error(), fmt.Sprintf("%#x", pending[0].ID)) {
-			t.Errorf("refusal does not name %v: %v", pending[0], err)
-		}
-		if testimg.Hash(t, img) != sum {
-			t.Fatalf("a refused recover wrote to the image")
-		}
-		if !dry {
-			t.Logf("refused: %v", err)
+	dry, err := Recover(img, RecoverOptions{DryRun: true})
+	if err != nil {
+		t.Errorf("Recover(dry run) = %v", err)
+		return true
+	}
+	if len(dry.PendingIntents) != len(pending) || dry.Intents == nil || dry.Intents.Pending != len(pending) || dry.Intents.Finished != 0 {
+		t.Errorf("dry run: %d pending intents listed, report %+v; the log has %d", len(dry.PendingIntents), dry.Intents, len(pending))
+	}
+	for i, p := range dry.PendingIntents {
+		if i < len(pending) && (p.Intent.ID != pending[i].ID || p.Intent.Type != pending[i].Type) {
+			t.Errorf("pending intent %d: %s, want %v", i, p.Desc, pending[i])
 		}
 	}
-	if !kernelMount(t, img) {
-		t.Errorf("the kernel did not recover the refused image")
+	if testimg.Hash(t, img) != sum {
+		t.Fatalf("a dry run wrote to the image")
 	}
-	testimg.Repair(t, img)
+	rep, err := Recover(img, RecoverOptions{})
+	if err != nil {
+		t.Errorf("Recover of a log with %d pending intents: %v", len(pending), err)
+		return true
+	}
+	if rep.Intents == nil || rep.Intents.Finished != len(pending) || rep.Intents.Transactions < len(pending) {
+		t.Errorf("recover finished %+v of %d pending intents", rep.Intents, len(pending))
+	}
+	t.Logf("finished %d pending intents: %+v", len(pending), rep.Intents)
+	checkRecoveredClean(t, img)
+	repairAllowing(t, img, `^\s*leftover CoW extent \(\d+/\d+\) len \d+$`)
 	return true
 }
 
