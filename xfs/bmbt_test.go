@@ -1,23 +1,29 @@
 package xfs
 
 // The bmbt write side (package bmbt) against the kernel and xfs_repair:
-//   - TestBmbtGrowShrink: an empty file's data fork gets 6000 one-block
-//     extents mapped in (blocks taken from free space, reverse-mapped)
-//     in a shuffled order, a few hundred a transaction: it becomes a
-//     btree fork and grows to three levels below the inode root and
-//     more; every extent is then unmapped, in another shuffled order, and
+//   - TestBmbtGrowShrink: an empty file's data fork (1 KiB blocks; an
+//     attr fork that leaves an inode root of 3 entries) gets 20000
+//     one-block extents mapped in (blocks taken from free space,
+//     reverse-mapped) in a shuffled order, 500 a transaction: it becomes a
+//     btree fork and grows to three levels of blocks below the inode root
+//     (the root pushed down into a new block each time it fills, node
+//     splits below it); every extent is
+//     then unmapped, in another shuffled order, and
 //     its block freed, until the fork is an empty extents fork again.
 //     xfs_repair -n passes at the top and at the end, every block of the
 //     tree is at least half full (but the root's children), the records
 //     are what was mapped, and the free space ends as it began.
-//   - TestBmbtShapeLikeKernel: the kernel writes a 5000-extent file (the
-//     extents go into its bmbt in offset order as writeback allocates
-//     them), then punches every third extent out (one btree delete each):
+//   - TestBmbtShapeLikeKernel: the kernel writes a 5000-extent file with
+//     O_DIRECT, a block at every other offset in ascending order (each
+//     write one insertion into its bmbt: no delayed allocation or
+//     speculative preallocation), then punches every third extent out
+//     (one btree delete each):
 //     the same insertions and deletions through package bmbt, on copies
 //     of the image, leave a btree of the same shape — the same number of
 //     entries in every block, level by level, left to right.
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -29,6 +35,7 @@ import (
 	"github.com/xfsfree/xfsfree/internal/testimg"
 	"github.com/xfsfree/xfsfree/journal"
 	"github.com/xfsfree/xfsfree/ondisk"
+	"golang.org/x/sys/unix"
 )
 
 // forkTx runs fn on inode ino's data fork in one transaction of fs and
@@ -106,9 +113,17 @@ func checkHalfFull(t *testing.T, shape [][]int, bs int) {
 
 func TestBmbtGrowShrink(t *testing.T) {
 	testimg.Need(t, "loop", "xfs_db", "xfs_repair")
-	img := mkfsImage(t, "-m", "rmapbt=1", "-d", "agcount=4")
+	img := mkfsImage(t, "-m", "rmapbt=1", "-d", "agcount=4", "-b", "size=1024")
 	mnt := testimg.Mount(t, img)
 	mustRun(t, "touch", filepath.Join(mnt, "f"))
+	// A big shortform attr fork leaves the data fork the least room
+	// (XFS_BMDR_SPACE_CALC(MINDBTPTRS)): a root of 3 entries, so that the
+	// tree grows deep.
+	for i := 0; i < 4; i++ {
+		if err := unix.Setxattr(filepath.Join(mnt, "f"), fmt.Sprintf("user.a%d", i), bytes.Repeat([]byte{'x'}, 60), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ino := inodeOf(t, filepath.Join(mnt, "f"))
 	testimg.Unmount(t, mnt)
 	before := testimg.ReadSpaceState(t, img)
@@ -116,13 +131,19 @@ func TestBmbtGrowShrink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 6000
+	const n = 20000
+	bs := int(fs.G.BlockSize)
+	if d, _, err := fs.ReadInode(ino); err != nil {
+		t.Fatal(err)
+	} else {
+		t.Logf("data fork of %d bytes: an inode root of %d entries", d.ForkSize(ondisk.DataFork), ondisk.BmdrMaxRecs(d.ForkSize(ondisk.DataFork)))
+	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	offs := rng.Perm(n)
 	var mapped []ondisk.BmbtIrec
 	maxLevels := 0
 	for len(offs) > 0 {
-		k := min(len(offs), 300)
+		k := min(len(offs), 500)
 		forkTx(t, fs, ino, func(tx *journal.Transaction, f *bmbt.Fork) {
 			for _, o := range offs[:k] {
 				ag, err := alloc.ReadAG(tx, fs.G, uint32(o%4))
@@ -154,7 +175,7 @@ func TestBmbtGrowShrink(t *testing.T) {
 	if maxLevels < 4 || len(shape) < 4 {
 		t.Errorf("the fork grew to %d levels (root included), want 4 or more", len(shape))
 	}
-	checkHalfFull(t, shape, 4096)
+	checkHalfFull(t, shape, bs)
 	fs = openRO(t, img)
 	got := readExtents(t, fs, ino)
 	fs.Close()
@@ -169,7 +190,7 @@ func TestBmbtGrowShrink(t *testing.T) {
 	}
 	rng.Shuffle(len(mapped), func(i, j int) { mapped[i], mapped[j] = mapped[j], mapped[i] })
 	for i := 0; i < len(mapped); {
-		k := min(len(mapped)-i, 300)
+		k := min(len(mapped)-i, 500)
 		forkTx(t, fs, ino, func(tx *journal.Transaction, f *bmbt.Fork) {
 			for _, r := range mapped[i : i+k] {
 				dels, rest, err := f.Unmap(r.StartOff, 1, 0)
@@ -192,7 +213,7 @@ func TestBmbtGrowShrink(t *testing.T) {
 			fs.Close()
 			testimg.Repair(t, img)
 			shape := bmbtShape(t, img, ino)
-			checkHalfFull(t, shape, 4096)
+			checkHalfFull(t, shape, bs)
 			t.Logf("half unmapped: shape %v", shapeSummary(shape))
 			if fs, err = OpenWrite(img, Options{}); err != nil {
 				t.Fatal(err)
@@ -237,9 +258,11 @@ func TestBmbtShapeLikeKernel(t *testing.T) {
 	img := mkfsImage(t, "-d", "agcount=4")
 	mnt := testimg.Mount(t, img)
 	f := filepath.Join(mnt, "f")
-	if err := mkfrag(f, 5000, 4096); err != nil {
-		t.Fatal(err)
+	args := []string{"-d", "-f"}
+	for i := 0; i < 5000; i++ {
+		args = append(args, "-c", fmt.Sprintf("pwrite -q -b 4096 %d 4096", i*2*4096))
 	}
+	mustRun(t, lookTool("xfs_io"), append(args, "-c", "fsync", f)...)
 	ino := inodeOf(t, f)
 	testimg.Unmount(t, mnt)
 	fs := openRO(t, img)
@@ -247,6 +270,11 @@ func TestBmbtShapeLikeKernel(t *testing.T) {
 	fs.Close()
 	if len(exts) != 5000 {
 		t.Fatalf("the kernel wrote %d extents", len(exts))
+	}
+	for _, r := range exts {
+		if r.Unwritten || r.BlockCount != 1 {
+			t.Fatalf("the kernel wrote extent %v: want written single blocks", r)
+		}
 	}
 	kernelGrown := bmbtShape(t, img, ino)
 
@@ -285,7 +313,7 @@ func TestBmbtShapeLikeKernel(t *testing.T) {
 	// Every third extent punched out.
 	kern := copyImg(t, img)
 	mnt = testimg.Mount(t, kern)
-	args := []string{}
+	args = nil
 	var punched []ondisk.BmbtIrec
 	for i, r := range exts {
 		if i%3 == 1 {
