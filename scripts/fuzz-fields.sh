@@ -8,7 +8,7 @@
 # Usage: scripts/fuzz-fields.sh [OUTDIR]
 #
 # Writes OUTDIR/report.txt (counts per structure and image, failures by field, then every failed
-# case in full) and OUTDIR/test.log (go test's output), prints the counts, and exits 0 only if no
+# case in full) and OUTDIR/test.log (the test's output), prints the counts, and exits 0 only if no
 # case failed. OUTDIR defaults to a new directory under $TMPDIR. The fuzzed images are temporary
 # and removed as the run goes.
 #
@@ -22,12 +22,17 @@ out=${1:-$(mktemp -d "${TMPDIR:-/tmp}/xfsfree-fuzz-fields.XXXXXX")}
 mkdir -p "$out"
 jobs=${JOBS:-2}
 
-echo "fuzz-fields: report in $out/report.txt, go test output in $out/test.log"
+echo "fuzz-fields: report in $out/report.txt, test output in $out/test.log"
 start=$SECONDS
+# The test binary is run directly rather than through go test, which would hold its output (the
+# progress lines on stderr) until the end.
+go test -c -o "$out/fieldfuzz.test" ./internal/fieldfuzz
 rc=0
-FIELDFUZZ_CASES=${FIELDFUZZ_CASES:-all} FIELDFUZZ_REPORT="$out/report.txt" FIELDFUZZ_PROGRESS=1 \
-	go test -count=1 -timeout 0 -parallel "$jobs" -run '^TestCampaign$' ./internal/fieldfuzz \
-	>"$out/test.log" || rc=$?
+(cd internal/fieldfuzz &&
+	FIELDFUZZ_CASES=${FIELDFUZZ_CASES:-all} FIELDFUZZ_REPORT="$out/report.txt" FIELDFUZZ_PROGRESS=1 \
+		"$out/fieldfuzz.test" -test.count=1 -test.timeout=0 -test.parallel="$jobs" -test.run='^TestCampaign$' \
+		>"$out/test.log") || rc=$?
+rm -f "$out/fieldfuzz.test"
 if [[ ! -s $out/report.txt ]]; then
 	echo "fuzz-fields: no report; the campaign did not run (go test exit $rc):" >&2
 	tail -n 30 "$out/test.log" >&2
