@@ -456,13 +456,13 @@ func (a *AG) difree(tx FreeTx, agiBuf *cache.Buf, agino uint32) (ondisk.InobtRec
 	if !ok || agino >= r.StartIno+ondisk.InodesPerChunk {
 		return r, false, where.Corrupt("inobt", "record", nil, nil, fmt.Sprintf("no chunk holds agino %d", agino))
 	}
-	st := fmt.Sprintf("inobt record at startino %d", r.StartIno)
+	st := func() string { return fmt.Sprintf("inobt record at startino %d", r.StartIno) } // errors only
 	bit := uint64(1) << (agino - r.StartIno)
 	if r.AllocMask()&bit == 0 {
-		return r, false, where.Corrupt(st, "ir_holemask", r.HoleMask, nil, fmt.Sprintf("agino %d is in a hole of its chunk", agino))
+		return r, false, where.Corrupt(st(), "ir_holemask", r.HoleMask, nil, fmt.Sprintf("agino %d is in a hole of its chunk", agino))
 	}
 	if r.Free&bit != 0 {
-		return r, false, where.Corrupt(st, "ir_free", fmt.Sprintf("%#x", r.Free), nil, fmt.Sprintf("agino %d is already free", agino))
+		return r, false, where.Corrupt(st(), "ir_free", fmt.Sprintf("%#x", r.Free), nil, fmt.Sprintf("agino %d is already free", agino))
 	}
 	r.Free |= bit
 	r.FreeCount++
@@ -507,14 +507,14 @@ func (a *AG) difree(tx FreeTx, agiBuf *cache.Buf, agino uint32) (ondisk.InobtRec
 		}
 		return r, chunkFree, a.Btrees.Insert(tx, true, r)
 	}
-	fst := fmt.Sprintf("finobt record at startino %d", fr.StartIno)
+	fst := func() string { return fmt.Sprintf("finobt record at startino %d", fr.StartIno) } // errors only
 	if fr.Free&bit != 0 {
-		return r, false, where.Corrupt(fst, "ir_free", fmt.Sprintf("%#x", fr.Free), nil, fmt.Sprintf("agino %d is already free", agino))
+		return r, false, where.Corrupt(fst(), "ir_free", fmt.Sprintf("%#x", fr.Free), nil, fmt.Sprintf("agino %d is already free", agino))
 	}
 	fr.Free |= bit
 	fr.FreeCount++
 	if fr.Free != r.Free || fr.FreeCount != r.FreeCount || fr.HoleMask != r.HoleMask || fr.Count != r.Count {
-		return r, false, where.Corrupt(fst, "record", fmt.Sprintf("free %#x freecount %d", fr.Free, fr.FreeCount),
+		return r, false, where.Corrupt(fst(), "record", fmt.Sprintf("free %#x freecount %d", fr.Free, fr.FreeCount),
 			fmt.Sprintf("free %#x freecount %d", r.Free, r.FreeCount), "differs from the inobt record")
 	}
 	if chunkFree {

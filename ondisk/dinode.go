@@ -2,6 +2,7 @@ package ondisk
 
 import (
 	"fmt"
+	"strconv"
 )
 
 // Inode core constants (xfs_format.h).
@@ -359,7 +360,7 @@ func (g *Geometry) DirMaxExtents() uint64 { return (3 << 35) >> g.BlockLog }
 // c.Daddr and c.AG locate the cluster buffer in the report.
 func VerifyDinode(b []byte, ino uint64, c VerifyCtx) error {
 	w := c.Where()
-	st := fmt.Sprintf("dinode %d", ino)
+	st := dinodeStruct(ino)
 	if len(b) != int(c.G.InodeSize) {
 		return w.Corrupt(st, "length", len(b), int(c.G.InodeSize), "buffer is not one inode")
 	}
@@ -383,7 +384,7 @@ func VerifyDinode(b []byte, ino uint64, c VerifyCtx) error {
 // d.CRC: after changing fields, encode with EncodeCRC first.
 func (d *Dinode) Verify(ino uint64, c VerifyCtx) error {
 	if d.InodeSize() != int(c.G.InodeSize) {
-		return c.Where().Corrupt(fmt.Sprintf("dinode %d", ino), "length", d.InodeSize(), int(c.G.InodeSize), "")
+		return c.Where().Corrupt(dinodeStruct(ino), "length", d.InodeSize(), int(c.G.InodeSize), "")
 	}
 	return VerifyDinode(d.Bytes(), ino, c)
 }
@@ -639,18 +640,22 @@ func VerifyInodeBuf(b []byte, c VerifyCtx) error {
 	for off := 0; off+isz <= len(b); off += isz {
 		ip := b[off : off+isz]
 		magic, ver, next := be.Uint16(ip), ip[4], be.Uint32(ip[DinodeNextUnlinkedOff:])
-		slot := fmt.Sprintf("inode buffer slot %d", off/isz)
+		slot := func() string { return fmt.Sprintf("inode buffer slot %d", off/isz) } // only for errors: this is per slot of every cluster read
 		switch {
 		case magic != DinodeMagic:
-			return c.Where().Corrupt(slot, "di_magic", magic, uint16(DinodeMagic), "")
+			return c.Where().Corrupt(slot(), "di_magic", magic, uint16(DinodeMagic), "")
 		case ver != DinodeVersion3:
-			return c.Where().Corrupt(slot, "di_version", ver, uint8(DinodeVersion3), "")
+			return c.Where().Corrupt(slot(), "di_version", ver, uint8(DinodeVersion3), "")
 		case next != NullAgino && !c.G.ValidAgino(agno, next):
-			return c.Where().Corrupt(slot, "di_next_unlinked", next, nil, "not an inode of this AG")
+			return c.Where().Corrupt(slot(), "di_next_unlinked", next, nil, "not an inode of this AG")
 		}
 	}
 	return nil
 }
+
+// dinodeStruct names inode ino in errors ("dinode 133"); strconv, not fmt:
+// every inode verification builds it.
+func dinodeStruct(ino uint64) string { return "dinode " + strconv.FormatUint(ino, 10) }
 
 func fmtUUID(u [16]byte) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
