@@ -243,10 +243,11 @@ func Inspect(c *cache.Cache, g *ondisk.Geometry, agno, agino uint32, loc ondisk.
 }
 
 func decodeVerified(g *ondisk.Geometry, raw []byte, ino uint64, agno uint32, daddr int64) (*ondisk.Dinode, error) {
-	if err := ondisk.VerifyDinode(raw, ino, ondisk.VerifyCtx{G: g, AG: agno, Daddr: daddr}); err != nil {
+	d, err := ondisk.DecodeVerifiedDinode(raw, ino, ondisk.VerifyCtx{G: g, AG: agno, Daddr: daddr})
+	if err != nil {
 		return nil, ondisk.SetLocation(err, agno, daddr)
 	}
-	return ondisk.DecodeDinode(raw)
+	return d, nil
 }
 
 // CheckFreeable says why inode d may not be freed by xfsfree, or nil: it
