@@ -118,4 +118,3 @@ func (c *Cache) WriteBackList(bufs []*Buf) error {
 	}
 	return nil
 }
-
