@@ -466,6 +466,21 @@ func (b *Buf) Items() []any {
 	return append([]any(nil), b.items...)
 }
 
+// AttachOnce attaches item unless it is attached already, and reports
+// whether it attached it.
+func (b *Buf) AttachOnce(item any) bool {
+	b.imu.Lock()
+	defer b.imu.Unlock()
+	for _, it := range b.items {
+		if it == item {
+			return false
+		}
+	}
+	b.items = append(b.items, item)
+	b.nitems.Store(int32(len(b.items)))
+	return true
+}
+
 // DetachItems removes and returns the attached items. An unreferenced
 // STALE buffer leaves the cache then.
 func (b *Buf) DetachItems() []any {

@@ -215,9 +215,8 @@ func Inspect(c *cache.Cache, g *ondisk.Geometry, agno, agino uint32, loc ondisk.
 	if err != nil {
 		return nil, refuse(fmt.Sprintf("cannot read its inode cluster: %v", err), err)
 	}
-	raw := append([]byte(nil), b.Data[loc.Offset:loc.Offset+int(g.InodeSize)]...)
+	d, err := decodeVerified(g, b.Data[loc.Offset:loc.Offset+int(g.InodeSize)], ino, agno, loc.Daddr)
 	b.Release()
-	d, err := decodeVerified(g, raw, ino, agno, loc.Daddr)
 	if err != nil {
 		return nil, refuse(err.Error(), err)
 	}
