@@ -62,10 +62,11 @@ func ReadInode(c *cache.Cache, g *ondisk.Geometry, loc ondisk.InodeLoc) (*ondisk
 	defer b.Release()
 	raw := b.Data[loc.Offset : loc.Offset+int(g.InodeSize)]
 	ino := g.Ino(loc.Agno, loc.Agino)
-	if err := ondisk.VerifyDinode(raw, ino, ondisk.VerifyCtx{G: g, AG: loc.Agno, Daddr: loc.Daddr}); err != nil {
+	d, err := ondisk.DecodeVerifiedDinode(raw, ino, ondisk.VerifyCtx{G: g, AG: loc.Agno, Daddr: loc.Daddr})
+	if err != nil {
 		return nil, ondisk.SetLocation(err, loc.Agno, loc.Daddr)
 	}
-	return ondisk.DecodeDinode(raw)
+	return d, nil
 }
 
 // WalkBucket follows bucket's chain from head, calling fn with each inode

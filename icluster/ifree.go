@@ -215,9 +215,8 @@ func Inspect(c *cache.Cache, g *ondisk.Geometry, agno, agino uint32, loc ondisk.
 	if err != nil {
 		return nil, refuse(fmt.Sprintf("cannot read its inode cluster: %v", err), err)
 	}
-	raw := append([]byte(nil), b.Data[loc.Offset:loc.Offset+int(g.InodeSize)]...)
+	d, err := decodeVerified(g, b.Data[loc.Offset:loc.Offset+int(g.InodeSize)], ino, agno, loc.Daddr)
 	b.Release()
-	d, err := decodeVerified(g, raw, ino, agno, loc.Daddr)
 	if err != nil {
 		return nil, refuse(err.Error(), err)
 	}
@@ -243,10 +242,11 @@ func Inspect(c *cache.Cache, g *ondisk.Geometry, agno, agino uint32, loc ondisk.
 }
 
 func decodeVerified(g *ondisk.Geometry, raw []byte, ino uint64, agno uint32, daddr int64) (*ondisk.Dinode, error) {
-	if err := ondisk.VerifyDinode(raw, ino, ondisk.VerifyCtx{G: g, AG: agno, Daddr: daddr}); err != nil {
+	d, err := ondisk.DecodeVerifiedDinode(raw, ino, ondisk.VerifyCtx{G: g, AG: agno, Daddr: daddr})
+	if err != nil {
 		return nil, ondisk.SetLocation(err, agno, daddr)
 	}
-	return ondisk.DecodeDinode(raw)
+	return d, nil
 }
 
 // CheckFreeable says why inode d may not be freed by xfsfree, or nil: it
@@ -456,13 +456,13 @@ func (a *AG) difree(tx FreeTx, agiBuf *cache.Buf, agino uint32) (ondisk.InobtRec
 	if !ok || agino >= r.StartIno+ondisk.InodesPerChunk {
 		return r, false, where.Corrupt("inobt", "record", nil, nil, fmt.Sprintf("no chunk holds agino %d", agino))
 	}
-	st := fmt.Sprintf("inobt record at startino %d", r.StartIno)
+	st := func() string { return fmt.Sprintf("inobt record at startino %d", r.StartIno) } // errors only
 	bit := uint64(1) << (agino - r.StartIno)
 	if r.AllocMask()&bit == 0 {
-		return r, false, where.Corrupt(st, "ir_holemask", r.HoleMask, nil, fmt.Sprintf("agino %d is in a hole of its chunk", agino))
+		return r, false, where.Corrupt(st(), "ir_holemask", r.HoleMask, nil, fmt.Sprintf("agino %d is in a hole of its chunk", agino))
 	}
 	if r.Free&bit != 0 {
-		return r, false, where.Corrupt(st, "ir_free", fmt.Sprintf("%#x", r.Free), nil, fmt.Sprintf("agino %d is already free", agino))
+		return r, false, where.Corrupt(st(), "ir_free", fmt.Sprintf("%#x", r.Free), nil, fmt.Sprintf("agino %d is already free", agino))
 	}
 	r.Free |= bit
 	r.FreeCount++
@@ -507,14 +507,14 @@ func (a *AG) difree(tx FreeTx, agiBuf *cache.Buf, agino uint32) (ondisk.InobtRec
 		}
 		return r, chunkFree, a.Btrees.Insert(tx, true, r)
 	}
-	fst := fmt.Sprintf("finobt record at startino %d", fr.StartIno)
+	fst := func() string { return fmt.Sprintf("finobt record at startino %d", fr.StartIno) } // errors only
 	if fr.Free&bit != 0 {
-		return r, false, where.Corrupt(fst, "ir_free", fmt.Sprintf("%#x", fr.Free), nil, fmt.Sprintf("agino %d is already free", agino))
+		return r, false, where.Corrupt(fst(), "ir_free", fmt.Sprintf("%#x", fr.Free), nil, fmt.Sprintf("agino %d is already free", agino))
 	}
 	fr.Free |= bit
 	fr.FreeCount++
 	if fr.Free != r.Free || fr.FreeCount != r.FreeCount || fr.HoleMask != r.HoleMask || fr.Count != r.Count {
-		return r, false, where.Corrupt(fst, "record", fmt.Sprintf("free %#x freecount %d", fr.Free, fr.FreeCount),
+		return r, false, where.Corrupt(fst(), "record", fmt.Sprintf("free %#x freecount %d", fr.Free, fr.FreeCount),
 			fmt.Sprintf("free %#x freecount %d", r.Free, r.FreeCount), "differs from the inobt record")
 	}
 	if chunkFree {

@@ -32,19 +32,19 @@ func unlinkCheck(tx FreeTx, g *ondisk.Geometry, agiBuf *cache.Buf, agno, agino, 
 	bucket := int(agino % ondisk.AGIUnlinkedBuckets)
 	head := uint32(ondisk.AGIBucket(bucket).Uint(agiBuf.Data))
 	where := ondisk.Where{AG: agno, Daddr: agiBuf.Daddr}
-	field := fmt.Sprintf("agi_unlinked[%d]", bucket)
+	field := func() string { return fmt.Sprintf("agi_unlinked[%d]", bucket) } // errors only
 	ino := g.Ino(agno, agino)
 	if next == agino {
 		return nil, where.Corrupt(fmt.Sprintf("dinode %d", ino), "di_next_unlinked", next, nil, "points at itself")
 	}
 	if u.Prev == ondisk.NullAgino {
 		if head != agino {
-			return nil, where.Corrupt("AGI", field, head, agino, fmt.Sprintf("inode %d is not the head of its bucket", ino))
+			return nil, where.Corrupt("AGI", field(), head, agino, fmt.Sprintf("inode %d is not the head of its bucket", ino))
 		}
 		return nil, nil
 	}
 	if head == agino {
-		return nil, where.Corrupt("AGI", field, head, nil,
+		return nil, where.Corrupt("AGI", field(), head, nil,
 			fmt.Sprintf("inode %d is the bucket head but was expected after agino %d", ino, u.Prev))
 	}
 	loc := u.PrevLoc

@@ -8,6 +8,7 @@ package journal
 
 import (
 	"fmt"
+	"sync"
 	"slices"
 
 	"github.com/xfsfree/xfsfree/cache"
@@ -70,7 +71,7 @@ func (t *Transaction) resize(tb *tbuf) {
 }
 
 func (t *Transaction) join(b *cache.Buf) *tbuf {
-	tb := &tbuf{b: b, orig: append([]byte(nil), b.Data...), valid: b.Valid()}
+	tb := &tbuf{b: b, orig: getCopy(b.Data), valid: b.Valid()}
 	n := len(b.Data)
 	tb.blf = ondisk.BufLogFormat{Type: ondisk.LIBuf, Len: uint16(b.Len), Blkno: b.Daddr,
 		MapSize: uint32(ondisk.BlfMapSize(n))}
@@ -305,9 +306,33 @@ func (t *Transaction) Cancel() {
 			tb.b.MarkStale()
 		}
 		tb.b.Release()
+		putCopy(tb.orig)
 	}
 	t.bufs = nil
 	t.releaseInodes()
+}
+
+// copies keeps the memory of the buffer copies transactions take at join
+// (for Cancel), by size: a transaction's worth of cluster buffers is
+// copied per commit.
+var copies sync.Map // int → *sync.Pool of []byte
+
+// getCopy returns a copy of b, in memory from the pool.
+func getCopy(b []byte) []byte {
+	p, _ := copies.LoadOrStore(len(b), &sync.Pool{})
+	c, _ := p.(*sync.Pool).Get().([]byte)
+	if c == nil {
+		c = make([]byte, len(b))
+	}
+	copy(c, b)
+	return c
+}
+
+// putCopy gives a copy back to the pool; nothing may use it afterwards.
+func putCopy(c []byte) {
+	if p, ok := copies.Load(len(c)); ok {
+		p.(*sync.Pool).Put(c)
+	}
 }
 
 // releaseInodes drops the ILOCKs and references of the joined inodes.
@@ -427,9 +452,7 @@ func (t *Transaction) finish() {
 			continue
 		}
 		ti.ip.LogFields(ti.fields)
-		if !slices.Contains(ti.b.Items(), any(ti.ip)) {
-			ti.b.Attach(ti.ip)
-		}
+		ti.b.AttachOnce(ti.ip)
 	}
 	for _, tb := range t.bufs {
 		if tb.cancel {
@@ -439,6 +462,7 @@ func (t *Transaction) finish() {
 	}
 	for _, tb := range t.bufs {
 		tb.b.Release()
+		putCopy(tb.orig)
 	}
 	t.bufs = nil
 	t.releaseInodes()

@@ -2,6 +2,7 @@ package ondisk
 
 import (
 	"fmt"
+	"strconv"
 )
 
 // Inode core constants (xfs_format.h).
@@ -127,11 +128,21 @@ type Dinode struct {
 // DecodeDinode decodes one inode; len(b) is the inode size. It checks only
 // that b can hold a v3 core; see VerifyDinode.
 func DecodeDinode(b []byte) (*Dinode, error) {
+	d := &Dinode{}
+	if err := d.decode(b, true); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// decode fills d from b; with copyLiteral false, d.Literal aliases b (for
+// a verification that does not keep d).
+func (d *Dinode) decode(b []byte, copyLiteral bool) error {
 	if len(b) < DinodeCoreSize {
-		return nil, &CorruptError{AG: NoAG, Daddr: -1, Struct: "dinode", Field: "length",
+		return &CorruptError{AG: NoAG, Daddr: -1, Struct: "dinode", Field: "length",
 			Found: len(b), Want: DinodeCoreSize, Msg: "too short for a v3 inode core"}
 	}
-	d := &Dinode{
+	*d = Dinode{
 		Magic:          be.Uint16(b[0:]),
 		Mode:           be.Uint16(b[2:]),
 		Version:        b[4],
@@ -169,8 +180,12 @@ func DecodeDinode(b []byte) (*Dinode, error) {
 	d.Mtime = DecodeTimestamp(be.Uint64(b[40:]), bt)
 	d.Ctime = DecodeTimestamp(be.Uint64(b[48:]), bt)
 	d.Crtime = DecodeTimestamp(be.Uint64(b[144:]), bt)
-	d.Literal = append([]byte(nil), b[DinodeCoreSize:]...)
-	return d, nil
+	if copyLiteral {
+		d.Literal = append([]byte(nil), b[DinodeCoreSize:]...)
+	} else {
+		d.Literal = b[DinodeCoreSize:]
+	}
+	return nil
 }
 
 // InodeSize is the size of the encoded inode: the core plus the literal area.
@@ -358,13 +373,26 @@ func (g *Geometry) DirMaxExtents() uint64 { return (3 << 35) >> g.BlockLog }
 // Errors are *CorruptError with Struct "dinode <ino>" and the failing field.
 // c.Daddr and c.AG locate the cluster buffer in the report.
 func VerifyDinode(b []byte, ino uint64, c VerifyCtx) error {
+	var d Dinode
+	return verifyDinode(&d, b, ino, c, false)
+}
+
+// DecodeVerifiedDinode is VerifyDinode and DecodeDinode in one decode.
+func DecodeVerifiedDinode(b []byte, ino uint64, c VerifyCtx) (*Dinode, error) {
+	d := &Dinode{}
+	if err := verifyDinode(d, b, ino, c, true); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func verifyDinode(d *Dinode, b []byte, ino uint64, c VerifyCtx, copyLiteral bool) error {
 	w := c.Where()
-	st := fmt.Sprintf("dinode %d", ino)
+	st := dinodeStruct(ino)
 	if len(b) != int(c.G.InodeSize) {
 		return w.Corrupt(st, "length", len(b), int(c.G.InodeSize), "buffer is not one inode")
 	}
-	d, err := DecodeDinode(b)
-	if err != nil {
+	if err := d.decode(b, copyLiteral); err != nil {
 		return err
 	}
 	if d.Magic != DinodeMagic {
@@ -383,7 +411,7 @@ func VerifyDinode(b []byte, ino uint64, c VerifyCtx) error {
 // d.CRC: after changing fields, encode with EncodeCRC first.
 func (d *Dinode) Verify(ino uint64, c VerifyCtx) error {
 	if d.InodeSize() != int(c.G.InodeSize) {
-		return c.Where().Corrupt(fmt.Sprintf("dinode %d", ino), "length", d.InodeSize(), int(c.G.InodeSize), "")
+		return c.Where().Corrupt(dinodeStruct(ino), "length", d.InodeSize(), int(c.G.InodeSize), "")
 	}
 	return VerifyDinode(d.Bytes(), ino, c)
 }
@@ -639,18 +667,22 @@ func VerifyInodeBuf(b []byte, c VerifyCtx) error {
 	for off := 0; off+isz <= len(b); off += isz {
 		ip := b[off : off+isz]
 		magic, ver, next := be.Uint16(ip), ip[4], be.Uint32(ip[DinodeNextUnlinkedOff:])
-		slot := fmt.Sprintf("inode buffer slot %d", off/isz)
+		slot := func() string { return fmt.Sprintf("inode buffer slot %d", off/isz) } // only for errors: this is per slot of every cluster read
 		switch {
 		case magic != DinodeMagic:
-			return c.Where().Corrupt(slot, "di_magic", magic, uint16(DinodeMagic), "")
+			return c.Where().Corrupt(slot(), "di_magic", magic, uint16(DinodeMagic), "")
 		case ver != DinodeVersion3:
-			return c.Where().Corrupt(slot, "di_version", ver, uint8(DinodeVersion3), "")
+			return c.Where().Corrupt(slot(), "di_version", ver, uint8(DinodeVersion3), "")
 		case next != NullAgino && !c.G.ValidAgino(agno, next):
-			return c.Where().Corrupt(slot, "di_next_unlinked", next, nil, "not an inode of this AG")
+			return c.Where().Corrupt(slot(), "di_next_unlinked", next, nil, "not an inode of this AG")
 		}
 	}
 	return nil
 }
+
+// dinodeStruct names inode ino in errors ("dinode 133"); strconv, not fmt:
+// every inode verification builds it.
+func dinodeStruct(ino uint64) string { return "dinode " + strconv.FormatUint(ino, 10) }
 
 func fmtUUID(u [16]byte) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])

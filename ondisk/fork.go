@@ -148,7 +148,7 @@ func (d *Dinode) SetNextents(fork int, n uint64) {
 // Extents decodes the extent list of an EXTENTS-format fork: Nextents(fork)
 // records from the start of the fork.
 func (d *Dinode) Extents(fork int) ([]BmbtIrec, error) {
-	st := fmt.Sprintf("dinode %d", d.Ino)
+	st := dinodeStruct(d.Ino)
 	if f := d.ForkFormat(fork); f != DinodeFmtExtents {
 		return nil, &CorruptError{AG: NoAG, Daddr: -1, Struct: st, Field: forkFormatField(fork), Found: f, Want: uint8(DinodeFmtExtents), Msg: "not an extents fork"}
 	}
@@ -168,7 +168,7 @@ func (d *Dinode) Extents(fork int) ([]BmbtIrec, error) {
 // the checks of xfs_iformat_btree: level > 0, numrecs > 0 and fitting the
 // fork, and more extents than an extents-format fork could hold.
 func (d *Dinode) BmdrRoot(fork int) (*BmdrRoot, error) {
-	st := fmt.Sprintf("dinode %d", d.Ino)
+	st := dinodeStruct(d.Ino)
 	corrupt := func(field string, found, want any, msg string) error {
 		return &CorruptError{AG: NoAG, Daddr: -1, Struct: st, Field: field, Found: found, Want: want, Msg: msg}
 	}
@@ -210,7 +210,7 @@ func (d *Dinode) Rdev() uint32 {
 // for the attr fork the shortform attr header's totsize bytes. The slice
 // aliases d.Literal.
 func (d *Dinode) LocalData(fork int) ([]byte, error) {
-	st := fmt.Sprintf("dinode %d", d.Ino)
+	st := dinodeStruct(d.Ino)
 	if f := d.ForkFormat(fork); f != DinodeFmtLocal {
 		return nil, &CorruptError{AG: NoAG, Daddr: -1, Struct: st, Field: forkFormatField(fork), Found: f, Want: uint8(DinodeFmtLocal), Msg: "not a local fork"}
 	}
@@ -249,12 +249,12 @@ func (d *Dinode) dirSF() (DirSFHeader, error) {
 		return DirSFHeader{}, err
 	}
 	if !d.IsDir() || len(b) < 6 {
-		return DirSFHeader{}, &CorruptError{AG: NoAG, Daddr: -1, Struct: fmt.Sprintf("dinode %d", d.Ino), Field: "di_size", Found: len(b), Msg: "not a shortform directory"}
+		return DirSFHeader{}, &CorruptError{AG: NoAG, Daddr: -1, Struct: dinodeStruct(d.Ino), Field: "di_size", Found: len(b), Msg: "not a shortform directory"}
 	}
 	h := DirSFHeader{Count: b[0], I8Count: b[1]}
 	if h.I8Count > 0 {
 		if len(b) < 10 {
-			return DirSFHeader{}, &CorruptError{AG: NoAG, Daddr: -1, Struct: fmt.Sprintf("dinode %d", d.Ino), Field: "di_size", Found: len(b), Msg: "shortform header with 8-byte parent truncated"}
+			return DirSFHeader{}, &CorruptError{AG: NoAG, Daddr: -1, Struct: dinodeStruct(d.Ino), Field: "di_size", Found: len(b), Msg: "shortform header with 8-byte parent truncated"}
 		}
 		h.Parent = be.Uint64(b[2:])
 	} else {

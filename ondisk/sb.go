@@ -408,25 +408,48 @@ func (s *Superblock) Verify(b []byte) error {
 	if !VerifyCksum(b[:s.SectSize], SBCrcOff) {
 		return w.Corrupt("superblock", "sb_crc", s.CRC, Cksum(b[:s.SectSize], SBCrcOff), "")
 	}
+	// Each check runs only once the ones before it passed (sb_inopblock
+	// divides by sb_inodesize, the log's AG by sb_agblklog).
 	checks := []struct {
-		ok    bool
+		ok    func() bool
 		field string
 		val   any
+		msg   string
 	}{
-		{s.BlockSize >= 512 && s.BlockSize <= 65536 && s.BlockSize == 1<<s.BlockLog, "sb_blocksize", s.BlockSize},
-		{s.SectSize == 1<<s.SectLog && s.SectLog >= 9 && s.SectLog <= 15, "sb_sectsize", s.SectSize},
-		{s.InodeSize >= 256 && s.InodeSize <= 2048 && s.InodeSize == 1<<s.InodeLog, "sb_inodesize", s.InodeSize},
-		{s.InodeSize >= 512, "sb_inodesize", s.InodeSize}, // v5 minimum
-		{uint32(s.InoPBlock) == s.BlockSize/uint32(s.InodeSize) && s.InoPBLog == s.BlockLog-s.InodeLog, "sb_inopblock", s.InoPBlock},
-		{s.AGCount > 0, "sb_agcount", s.AGCount},
-		{s.AGBlocks >= 64 && s.AGBlkLog == log2Roundup(s.AGBlocks), "sb_agblocks", s.AGBlocks},
-		{s.DBlocks > uint64(s.AGCount-1)*uint64(s.AGBlocks) && s.DBlocks <= uint64(s.AGCount)*uint64(s.AGBlocks), "sb_dblocks", s.DBlocks},
-		{s.InoAlignMt == 0 || s.VersionNum&SBVersionAlignBit != 0, "sb_inoalignmt", s.InoAlignMt},
-		{!s.HasSparseInodes() || (s.SpinoAlign != 0 && s.InoAlignMt != 0), "sb_spino_align", s.SpinoAlign},
+		{func() bool { return s.BlockSize >= 512 && s.BlockSize <= 65536 && s.BlockSize == 1<<s.BlockLog }, "sb_blocksize", s.BlockSize, ""},
+		{func() bool { return s.SectSize == 1<<s.SectLog && s.SectLog >= 9 && s.SectLog <= 15 }, "sb_sectsize", s.SectSize, ""},
+		{func() bool { return s.InodeSize >= 256 && s.InodeSize <= 2048 && s.InodeSize == 1<<s.InodeLog }, "sb_inodesize", s.InodeSize, ""},
+		{func() bool { return s.InodeSize >= 512 }, "sb_inodesize", s.InodeSize, "below the v5 minimum of 512"},
+		{func() bool {
+			return uint32(s.InoPBlock) == s.BlockSize/uint32(s.InodeSize) && s.InoPBLog == s.BlockLog-s.InodeLog
+		}, "sb_inopblock", s.InoPBlock, ""},
+		{func() bool { return s.AGCount > 0 }, "sb_agcount", s.AGCount, ""},
+		{func() bool { return s.AGBlocks >= 64 && s.AGBlkLog == log2Roundup(s.AGBlocks) }, "sb_agblocks", s.AGBlocks, ""},
+		{func() bool {
+			return s.DBlocks > uint64(s.AGCount-1)*uint64(s.AGBlocks) && s.DBlocks <= uint64(s.AGCount)*uint64(s.AGBlocks)
+		}, "sb_dblocks", s.DBlocks, ""},
+		{func() bool { return s.InoAlignMt == 0 || s.VersionNum&SBVersionAlignBit != 0 }, "sb_inoalignmt", s.InoAlignMt, ""},
+		{func() bool { return !s.HasSparseInodes() || (s.SpinoAlign != 0 && s.InoAlignMt != 0) }, "sb_spino_align", s.SpinoAlign, ""},
+		// The log: XFS_MIN_LOG_BLOCKS..XFS_MAX_LOG_BLOCKS, and an internal
+		// log lies inside one AG of the data device (where mkfs.xfs puts
+		// it): a log placed elsewhere would be written over metadata.
+		{func() bool { return s.LogBlocks >= 512 && s.LogBlocks <= 1<<20 }, "sb_logblocks", s.LogBlocks, "outside 512..1048576 blocks"},
+		{func() bool {
+			if s.LogStart == 0 {
+				return true // external
+			}
+			agno, agbno := s.LogStart>>s.AGBlkLog, s.LogStart&(1<<s.AGBlkLog-1)
+			return agno < uint64(s.AGCount) && agbno > 0 && agbno+uint64(s.LogBlocks) <= uint64(s.AGBlocks) &&
+				agno*uint64(s.AGBlocks)+agbno+uint64(s.LogBlocks) <= s.DBlocks
+		}, "sb_logstart", s.LogStart, fmt.Sprintf("the internal log (%d blocks) does not lie inside one AG of the filesystem", s.LogBlocks)},
 	}
 	for _, c := range checks {
-		if !c.ok {
-			return w.Corrupt("superblock", c.field, c.val, nil, "is out of range or inconsistent")
+		if !c.ok() {
+			msg := c.msg
+			if msg == "" {
+				msg = "is out of range or inconsistent"
+			}
+			return w.Corrupt("superblock", c.field, c.val, nil, msg)
 		}
 	}
 	return nil

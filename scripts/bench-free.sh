@@ -194,9 +194,10 @@ r = json.load(open(sys.argv[1]))
 name, tx, tk, rss, runs = sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 st = r.get("stats") or {}
 free = r.get("free", r)
+inodes = free.get("orphans_freed", free.get("inodes_freed"))
 mib = 1 << 20
 print(f"{name}: xfsfree {tx:.3f} s, kernel mount+umount {tk:.3f} s (best of {runs}): ratio xfsfree/kernel = {tx / tk:.3f}")
-print(f"{name}: xfsfree freed {free.get('inodes_freed')} inodes, {free.get('chunks_freed')} chunks, {free.get('transactions')} transactions "
+print(f"{name}: xfsfree freed {inodes} inodes, {free.get('chunks_freed')} chunks, {free.get('transactions')} transactions "
       f"in {st.get('checkpoints')} checkpoints; {st.get('syncs')} syncs, log {st.get('log_bytes_written', 0) / mib:.1f} MiB, "
       f"written {st.get('bytes_written', 0) / mib:.1f} MiB in {st.get('device_writes')} writes, read {st.get('bytes_read', 0) / mib:.1f} MiB; "
       f"peak RSS {rss / 1024:.0f} MiB, peak cache {st.get('peak_cache_bytes', 0) / mib:.0f} MiB")

@@ -135,7 +135,13 @@ func Clean(path string, o CleanOptions) (*CleanReport, error) {
 				rep.Free.QuotaNote = quotaClearedNote
 			}
 		}
+		session := fs.log
 		ferr := fs.Finish()
+		if rep.Free != nil {
+			// The session's, shared with the CoW phase (and the intents').
+			rep.Free.Journal = session.Stats()
+			rep.Free.LogBytes = rep.Free.Journal.LogBytes
+		}
 		after := Counters{ICount: fs.SB.ICount, IFree: fs.SB.IFree, FDBlocks: fs.SB.FDBlocks}
 		if rep.Free != nil {
 			rep.Free.After = after

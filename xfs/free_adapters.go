@@ -20,9 +20,33 @@ type inodeBtrees struct {
 	c    *FS
 	agno uint32
 	busy alloc.BusyTracker // the transaction's busy extents (nil: none tracked)
+	// The trees as built for transaction tx (the AGI and AGF are joined
+	// to it, and a tree keeps its root and height up to date as it
+	// changes them): built once per transaction, not per lookup.
+	tx    icluster.FreeTx
+	trees [2]*btree.Tree
 }
 
 func (t *inodeBtrees) tree(tx icluster.FreeTx, fin bool) (*btree.Tree, error) {
+	i := 0
+	if fin {
+		i = 1
+	}
+	if t.tx != tx {
+		t.tx, t.trees = tx, [2]*btree.Tree{}
+	}
+	if t.trees[i] == nil {
+		tr, err := t.build(tx, fin)
+		if err != nil {
+			return nil, err
+		}
+		t.trees[i] = tr
+	}
+	return t.trees[i], nil
+}
+
+// build makes the inobt (or finobt) of the AGI joined to tx.
+func (t *inodeBtrees) build(tx icluster.FreeTx, fin bool) (*btree.Tree, error) {
 	agiBuf, err := icluster.LockAGI(tx, t.g, t.agno)
 	if err != nil {
 		return nil, err

@@ -42,6 +42,7 @@ func (it item) ags(agno uint32) []uint32 {
 // batch is an open transaction and the frees in it.
 type batch struct {
 	tx      *journal.Transaction
+	env     *icluster.AG // the AG's free environment in tx
 	items   []item
 	results []*icluster.Freed
 	undo    []func() // restores the chain neighbours if the batch is cancelled
@@ -53,7 +54,10 @@ type batcher struct {
 	w *agWorker
 }
 
-func (bt *batcher) begin() *batch { return &batch{tx: bt.w.fs.Begin(), maxAG: -1} }
+func (bt *batcher) begin() *batch {
+	tx := bt.w.fs.Begin()
+	return &batch{tx: tx, env: bt.agEnv(tx), maxAG: -1}
+}
 
 // agEnv is the environment of the AG's frees in transaction tx: its
 // busy extents are tx's.
@@ -255,7 +259,7 @@ func (bt *batcher) fits(b *batch, it item, maxInodes int) bool {
 // chain through its predecessor, which the neighbour list gives.
 func (bt *batcher) apply(b *batch, it item) (*icluster.Freed, error) {
 	w := bt.w
-	ag := bt.agEnv(b.tx)
+	ag := b.env
 	if it.chunk != nil {
 		return ag.FreeEmptyChunk(b.tx, it.chunk.StartIno)
 	}

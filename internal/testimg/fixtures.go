@@ -180,7 +180,7 @@ func Path(t testing.TB, name string) string {
 	t.Helper()
 	src := cached(t, name)
 	dst := filepath.Join(t.TempDir(), name+".img")
-	if err := copySparse(dst, src); err != nil {
+	if err := CopySparse(dst, src); err != nil {
 		t.Fatalf("testimg: copy %s: %v", name, err)
 	}
 	return dst
@@ -305,9 +305,9 @@ func lockFile(path string) (unlock func(), err error) {
 	}, nil
 }
 
-// copySparse copies src to a new file dst, leaving holes where src has holes or zero blocks:
+// CopySparse copies src to a new file dst, leaving holes where src has holes or zero blocks:
 // a reflink if the filesystem can, else the data segments found with SEEK_DATA/SEEK_HOLE.
-func copySparse(dst, src string) error {
+func CopySparse(dst, src string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -367,6 +367,10 @@ func copySparse(dst, src string) error {
 	}
 	return out.Close()
 }
+
+// Tool returns the path to run a named program as Need finds it ("" if it is nowhere): for test
+// support that runs xfsprogs itself, with its own timeouts.
+func Tool(name string) string { return tool(name) }
 
 // tool returns the path to run a named program: from $PATH, else /usr/sbin or /sbin (where
 // xfsprogs lives, often not on a non-root user's $PATH); "" if it is nowhere.

@@ -47,7 +47,7 @@ func Snapshot(t testing.TB, size int64, args, opts []string, populate func(t tes
 	if out, err := exec.Command(tool("xfs_freeze"), "-f", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("testimg: xfs_freeze -f: %v\n%s", err, out)
 	}
-	cpErr := copySparse(snap, live)
+	cpErr := CopySparse(snap, live)
 	if out, err := exec.Command(tool("xfs_freeze"), "-u", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("testimg: xfs_freeze -u: %v\n%s", err, out)
 	}
