@@ -8,8 +8,8 @@ package journal
 
 import (
 	"fmt"
-	"sync"
 	"slices"
+	"sync"
 
 	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/ondisk"
