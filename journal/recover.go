@@ -202,6 +202,7 @@ func Recover(dev WriteDev, g *ondisk.Geometry, lg Geometry, st *State, opts Reco
 		ov:      newOverlay(dev),
 		cancels: map[cancelKey]int{},
 		inodes:  map[uint64]bool{},
+		stamps:  map[stampKey]stamper{},
 	}
 	if err := r.pass1(st); err != nil {
 		return nil, err
@@ -306,6 +307,10 @@ type recovery struct {
 	cancels map[cancelKey]int // pass 1's cancel table with reference counts
 	inodes  map[uint64]bool
 	in      intents // pass 2's pending and cancelled intents
+	// The buffers replayed at stampLSN, waiting for their stamp
+	// (stampsAt).
+	stamps   map[stampKey]stamper
+	stampLSN ondisk.LSN
 }
 
 func (r *recovery) warn(format string, args ...any) {
@@ -399,6 +404,9 @@ func (r *recovery) pass2(st *State) error {
 		return nil
 	})
 	if err != nil {
+		return fmt.Errorf("journal: recovery pass 2: %w", err)
+	}
+	if err := r.flushStamps(); err != nil {
 		return fmt.Errorf("journal: recovery pass 2: %w", err)
 	}
 	return nil

@@ -189,7 +189,9 @@ func (r *recovery) replayBuf(t *RecoveredTrans, it *Item) error {
 	if err != nil {
 		return err
 	}
-	cur := uint64(t.LSN)
+	if err := r.stampsAt(t.LSN); err != nil {
+		return err
+	}
 	if lsn := r.bufLSN(b, f.Blft()); lsn != 0 && lsn != -1 && ondisk.CompareLSN(ondisk.LSN(lsn), t.LSN) >= 0 {
 		r.rep.BufSkippedLSN++
 		return nil
@@ -209,7 +211,7 @@ func (r *recovery) replayBuf(t *RecoveredTrans, it *Item) error {
 				warn, f.Blkno, n, f.Blft(), t.LSN)
 		}
 		if stamp != nil {
-			stamp(b, cur)
+			r.stamps[stampKey{f.Blkno, n}] = stamp
 		}
 		r.rep.BufReplayed++
 		if f.Blkno == ondisk.SBDaddr && f.Blft()&ondisk.BlftSB != 0 {
@@ -225,6 +227,46 @@ func (r *recovery) replayBuf(t *RecoveredTrans, it *Item) error {
 		}
 	}
 	r.ov.write(f.Blkno, b)
+	return nil
+}
+
+// stampKey names a replayed buffer waiting for its stamp.
+type stampKey struct {
+	daddr int64
+	bbs   int
+}
+
+// stampsAt is called with the LSN of each transaction whose buffers are
+// replayed: when it differs from the one before, the buffers replayed at
+// that one are stamped with it (LSN and CRC), as the kernel submits
+// recovered buffers — its write verifier stamping them — only at a change
+// of the current LSN (xlog_recover_process_data's buffer_list, since
+// "xfs: rework log recovery to submit buffers on LSN boundaries"). Stamped
+// at once, a buffer that two transactions of one log record change would
+// carry that record's LSN when the second is replayed, and the second
+// would be skipped as already on disk.
+func (r *recovery) stampsAt(lsn ondisk.LSN) error {
+	if lsn == r.stampLSN {
+		return nil
+	}
+	if err := r.flushStamps(); err != nil {
+		return err
+	}
+	r.stampLSN = lsn
+	return nil
+}
+
+// flushStamps stamps the buffers replayed at r.stampLSN.
+func (r *recovery) flushStamps() error {
+	for k, stamp := range r.stamps {
+		b, err := r.ov.read(k.daddr, k.bbs)
+		if err != nil {
+			return err
+		}
+		stamp(b, uint64(r.stampLSN))
+		r.ov.write(k.daddr, b)
+	}
+	clear(r.stamps)
 	return nil
 }
 

@@ -44,28 +44,13 @@ func bigCopyCrashImage(t *testing.T, delay time.Duration, opts ...string) string
 		t.Fatal(err)
 	}
 	runCmd(t, "sync", "-f", mnt)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	stopped := func() bool {
-		select {
-		case <-stop:
-			return true
-		default:
-			return false
-		}
-	}
-	xfsIO := lookTool("xfs_io")
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
+	crashDuring(t, mnt, delay, func(stopped func() bool) {
 		for i := 1; i <= 40 && !stopped(); i++ {
 			if reflinkCopy(p("big"), p(fmt.Sprintf("c%d", i))) != nil {
 				return
 			}
 		}
-	}()
-	go func() {
-		defer wg.Done()
+	}, func(stopped func() bool) {
 		for i := 1; i <= 40 && !stopped(); i++ {
 			for !stopped() {
 				if _, err := os.Stat(p(fmt.Sprintf("c%d", i+1))); err == nil {
@@ -75,20 +60,7 @@ func bigCopyCrashImage(t *testing.T, delay time.Duration, opts ...string) string
 			}
 			os.Remove(p(fmt.Sprintf("c%d", i)))
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		for !stopped() {
-			if exec.Command(xfsIO, "-c", "fsync", mnt).Run() != nil {
-				return
-			}
-		}
-	}()
-	time.Sleep(delay)
-	runCmd(t, "xfs_io", "-x", "-c", "shutdown", mnt)
-	close(stop)
-	wg.Wait()
-	testimg.Unmount(t, mnt)
+	})
 	return img
 }
 
@@ -101,21 +73,9 @@ func churnCrashImage(t *testing.T, delay time.Duration, opts ...string) string {
 	img := mkfsImage(t, opts...)
 	mnt := testimg.Mount(t, img)
 	p := func(s string) string { return filepath.Join(mnt, s) }
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	stopped := func() bool {
-		select {
-		case <-stop:
-			return true
-		default:
-			return false
-		}
-	}
 	xfsIO := lookTool("xfs_io")
-	for w := 0; w < 2; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	churn := func(w int) func(stopped func() bool) {
+		return func(stopped func() bool) {
 			for i := 0; i < 30 && !stopped(); i++ {
 				f, g := p(fmt.Sprintf("w%d-%d", w, i)), p(fmt.Sprintf("w%d-%d.c", w, i))
 				if mkfrag(f, 200, 4096) != nil || reflinkCopy(f, g) != nil {
@@ -131,6 +91,41 @@ func churnCrashImage(t *testing.T, delay time.Duration, opts ...string) string {
 				}
 				exec.Command(xfsIO, "-c", "fsync", mnt).Run()
 			}
+		}
+	}
+	crashDuring(t, mnt, delay, churn(0), churn(1))
+	return img
+}
+
+// crashDuring runs the workers on the filesystem mounted at mnt, with
+// another forcing its log (a directory fsync) over and over so that
+// checkpoints fall inside long chains of deferred work, shuts it down
+// after delay without flushing the log (xfs_io -x -c shutdown), stops
+// them and unmounts.
+func crashDuring(t *testing.T, mnt string, delay time.Duration, workers ...func(stopped func() bool)) {
+	t.Helper()
+	stop := make(chan struct{})
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
+	xfsIO := lookTool("xfs_io")
+	var wg sync.WaitGroup
+	for _, w := range append(workers, func(stopped func() bool) {
+		for !stopped() {
+			if exec.Command(xfsIO, "-c", "fsync", mnt).Run() != nil {
+				return
+			}
+		}
+	}) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w(stopped)
 		}()
 	}
 	time.Sleep(delay)
@@ -138,7 +133,6 @@ func churnCrashImage(t *testing.T, delay time.Duration, opts ...string) string {
 	close(stop)
 	wg.Wait()
 	testimg.Unmount(t, mnt)
-	return img
 }
 
 // crashTally counts what the snapshots held and what was done with them.

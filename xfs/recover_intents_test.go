@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -72,20 +71,8 @@ func intentCrashImage(t *testing.T, delay time.Duration, opts ...string) string 
 		}
 	}
 	runCmd(t, "sync", "-f", mnt)
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	stopped := func() bool {
-		select {
-		case <-stop:
-			return true
-		default:
-			return false
-		}
-	}
 	xfsIO := lookTool("xfs_io")
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
+	crashDuring(t, mnt, delay, func(stopped func() bool) {
 		for i := 1; i <= 8 && !stopped(); i++ {
 			f, g := p(fmt.Sprintf("f%d", i)), p(fmt.Sprintf("g%d", i))
 			if mkfrag(f, 150, bs) != nil || reflinkCopy(f, g) != nil {
@@ -95,28 +82,13 @@ func intentCrashImage(t *testing.T, delay time.Duration, opts ...string) string 
 			os.Remove(f)
 			exec.Command("sync", "-f", mnt).Run()
 		}
-	}()
-	go func() {
-		defer wg.Done()
+	}, func(stopped func() bool) {
 		for i := 1; i <= 10 && !stopped(); i++ {
 			if reflinkCopy(p("big"), p(fmt.Sprintf("c%d", i))) != nil {
 				return
 			}
 		}
-	}()
-	go func() {
-		defer wg.Done()
-		for !stopped() {
-			if exec.Command(xfsIO, "-c", "fsync", mnt).Run() != nil {
-				return
-			}
-		}
-	}()
-	time.Sleep(delay)
-	runCmd(t, "xfs_io", "-x", "-c", "shutdown", mnt)
-	close(stop)
-	wg.Wait()
-	testimg.Unmount(t, mnt)
+	})
 	return img
 }
 
