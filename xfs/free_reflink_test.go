@@ -16,7 +16,6 @@ package xfs
 // through a mount (a shared block freed by mistake would be overwritten).
 
 import (
-	"bytes"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
@@ -26,7 +25,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -389,6 +387,3 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
-
-var _ = bytes.Equal
-var _ = slices.Sort[[]int]

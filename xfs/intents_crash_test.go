@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"github.com/xfsfree/xfsfree/internal/testimg"
-	"github.com/xfsfree/xfsfree/ondisk"
 )
 
 // bigCopyCrashImage: a 4000-extent file reflink-copied with cp in a loop,
@@ -315,5 +314,3 @@ func TestCleanCrashSnapshotsLikeKernel(t *testing.T) {
 		}
 	}
 }
-
-var _ = ondisk.LIEFI

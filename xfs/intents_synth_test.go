@@ -21,8 +21,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -538,13 +536,6 @@ func intentScenarios(rmap bool) []intentScenario {
 	})
 	return s
 }
-
-var (
-	_ = os.Remove
-	_ = exec.Command
-	_ = strings.Contains
-	_ = refcount.New
-)
 
 // TestBadIntentsRefused: a pending intent the kernel's recovery rejects —
 // an EFI extent of length 0, an RUI record of unknown type, a CUI record
