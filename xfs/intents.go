@@ -91,13 +91,16 @@ func canFinishIntents(pending []journal.PendingIntent) error {
 // xfsfree recover). This struct does not represent an on-disk struct.
 type FinishIntentsError struct {
 	Intent journal.PendingIntent
-	Err    error
+	// Finished is how many intents before it were finished, Pending how
+	// many were pending in all.
+	Finished, Pending int
+	Err               error
 }
 
 func (e *FinishIntentsError) Error() string {
-	return fmt.Sprintf("finishing pending intent %s (lsn %v): %v; the intents before it are finished, "+
+	return fmt.Sprintf("finishing pending intent %s (lsn %v): %v; %d of the %d pending intents were finished before it, "+
 		"the log is left dirty with it and the rest pending: mount the filesystem with the kernel to recover it",
-		e.Intent.Desc, e.Intent.LSN, e.Err)
+		e.Intent.Desc, e.Intent.LSN, e.Err, e.Finished, e.Pending)
 }
 
 func (e *FinishIntentsError) Unwrap() error { return e.Err }
@@ -116,7 +119,7 @@ func (fs *FS) finishIntents(pending []journal.PendingIntent, usedIDs []uint64) (
 	}
 	for _, p := range pending {
 		if err := fs.finishIntent(p.Intent, ids, rep); err != nil {
-			return rep, &FinishIntentsError{Intent: p, Err: err}
+			return rep, &FinishIntentsError{Intent: p, Finished: rep.Finished, Pending: rep.Pending, Err: err}
 		}
 		rep.Finished++
 		rep.FinishedByType[ItemName(p.Intent.Name())]++
