@@ -60,16 +60,17 @@ func rmapRecKey(rec []byte) []byte {
 
 // rmapRecHighKey is xfs_rmapbt_init_high_key_from_rec: the last block, and
 // for file data the last file offset.
-func rmapRecHighKey(rec []byte) []byte {
+func rmapRecHighKey(dst, rec []byte) []byte {
 	r := ondisk.DecodeRmapRec(rec)
 	adj := r.BlockCount - 1
 	off := r.Offset &^ ondisk.RmapOffUnwritten
 	if ondisk.IsInodeOwner(r.Owner) && off&ondisk.RmapOffBmbtBlock == 0 {
 		off = ((off & ondisk.RmapOffMask) + uint64(adj)) | (off &^ ondisk.RmapOffMask)
 	}
-	k := make([]byte, ondisk.RmapKeyLen)
-	ondisk.RmapKey{StartBlock: r.StartBlock + adj, Owner: r.Owner, Offset: off}.Encode(k)
-	return k
+	n := len(dst)
+	dst = append(dst, make([]byte, ondisk.RmapKeyLen)...)
+	ondisk.RmapKey{StartBlock: r.StartBlock + adj, Owner: r.Owner, Offset: off}.Encode(dst[n:])
+	return dst
 }
 
 func rmapCmp(a, b []byte) int {

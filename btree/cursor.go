@@ -210,7 +210,7 @@ func (t *Tree) setRoot(tx Tx, root uint32, levels int) error {
 func (t *Tree) slotKey(rec []byte) []byte {
 	k := append([]byte(nil), t.RecKey(rec)...)
 	if t.Type.Overlapping {
-		k = append(k, t.RecHighKey(rec)...)
+		k = t.RecHighKey(k, rec)
 	}
 	return k
 }

@@ -47,9 +47,9 @@ func synthKey(v uint32) []byte {
 	return k
 }
 
-func synthHighKey(rec []byte) []byte {
+func synthHighKey(dst, rec []byte) []byte {
 	s, n := binary.BigEndian.Uint32(rec), binary.BigEndian.Uint32(rec[100:])
-	return synthKey(s + n - 1)
+	return append(dst, synthKey(s+n-1)...)
 }
 
 // newEmptyTree makes an empty btree (an empty leaf root) of type typ in

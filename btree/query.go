@@ -44,7 +44,7 @@ func (t *Tree) QueryOverlap(tx Tx, low, high []byte, fn func(rec []byte) (stop b
 				level++
 				continue
 			}
-			if t.Cmp(t.RecHighKey(rec), low) >= 0 {
+			if t.Cmp(t.RecHighKey(nil, rec), low) >= 0 {
 				stop, err := fn(append([]byte(nil), rec...))
 				if err != nil || stop {
 					return err

@@ -31,7 +31,7 @@ func rmapKey(rec []byte) []byte {
 	return k
 }
 
-func rmapHighKey(rec []byte) []byte {
+func rmapHighKey(dst, rec []byte) []byte {
 	r := ondisk.DecodeRmapRec(rec)
 	adj := r.BlockCount - 1
 	off := r.Offset &^ ondisk.RmapOffUnwritten
@@ -40,7 +40,7 @@ func rmapHighKey(rec []byte) []byte {
 	}
 	k := make([]byte, ondisk.RmapKeyLen)
 	ondisk.RmapKey{StartBlock: r.StartBlock + adj, Owner: r.Owner, Offset: off}.Encode(k)
-	return k
+	return append(dst, k...)
 }
 
 // dbRmapRecords reads AG agno's rmapbt records with xfs_db, level by level:

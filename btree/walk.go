@@ -30,8 +30,9 @@ type Tree struct {
 	Cmp func(a, b []byte) int
 	// RecHighKey returns the high key of a leaf record of an overlapping
 	// btree (rmapbt: the last block, owner and last offset the record
-	// covers), laid out as a node key. Unused for other btrees.
-	RecHighKey func(rec []byte) []byte
+	// covers), laid out as a node key, appended to dst. Unused for other
+	// btrees.
+	RecHighKey func(dst, rec []byte) []byte
 
 	// What changes need (Insert, Cursor.Update, Cursor.Delete).
 
@@ -190,16 +191,22 @@ func (t *Tree) Walk(fn func(rec []byte) error) error {
 // blockHighKey is the greatest high key of a block's records (leaf) or
 // slots (node) of an overlapping btree; the block is not empty.
 func (t *Tree) blockHighKey(v *ondisk.BtreeBlock) []byte {
-	var max []byte
+	var max, scratch []byte
 	for j := 0; j < v.NumRecs; j++ {
 		var h []byte
 		if v.IsLeaf() {
-			h = t.RecHighKey(v.Rec(j))
+			// Two buffers in turn: the greatest so far, and this one.
+			h = t.RecHighKey(scratch[:0], v.Rec(j))
+			scratch = h
 		} else {
 			h = v.HighKey(j)
 		}
 		if max == nil || t.Cmp(h, max) > 0 {
-			max = h
+			if v.IsLeaf() {
+				max, scratch = h, max
+			} else {
+				max = h
+			}
 		}
 	}
 	return append([]byte(nil), max...)

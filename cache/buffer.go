@@ -207,11 +207,20 @@ func (c *Cache) evictFor(extra int64) {
 		}
 		c.unindex(b)
 		c.evictions.Add(1)
-		// Unreferenced, clean, without items: nobody uses its memory.
-		if !c.dev.buffered {
-			c.slabs.put(b.Data)
-			b.Data = nil
-		}
+		c.recycle(b)
+	}
+}
+
+// recycle keeps the memory of a buffer that left the cache unreferenced
+// and without items — evicted, stale, or never read — for the next buffer
+// of its size: nobody uses it any more. (Dropped instead, a 32 KiB
+// cancelled cluster pinned its whole 1 MiB slab while any other buffer
+// carved from it lived: freeing a million orphans held 250 MiB of slabs
+// for a 128 MiB cache.)
+func (c *Cache) recycle(b *Buf) {
+	if !c.dev.buffered && b.Data != nil {
+		c.slabs.put(b.Data)
+		b.Data = nil
 	}
 }
 
@@ -245,8 +254,10 @@ func (c *Cache) put(b *Buf) {
 		switch {
 		case f&BufStale != 0 && b.nitems.Load() == 0:
 			c.unindex(b)
+			c.recycle(b)
 		case f&(bufDone|BufDirty) == 0 && b.nitems.Load() == 0:
 			c.unindex(b) // never read successfully: read again next time
+			c.recycle(b)
 		case f&BufDirty == 0 && b.indexed:
 			c.lruPush(b)
 			c.evictLocked()
@@ -493,6 +504,7 @@ func (b *Buf) DetachItems() []any {
 	c.mu.Lock()
 	if b.ref == 0 && b.flags.Load()&BufStale != 0 {
 		c.unindex(b)
+		c.recycle(b)
 	}
 	c.mu.Unlock()
 	return items
