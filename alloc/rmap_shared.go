@@ -21,19 +21,7 @@ import (
 // (xfs_rmap_unmap); the AGFL blocks a shrink took off are freed last.
 // Nothing happens without an rmapbt or for OwnerNull.
 func Unmap(tx Tx, ag *AG, agbno, n uint32, o Owner) error {
-	if ag.skipRmap(o) {
-		return nil
-	}
-	if !ag.validExtent(agbno, n) {
-		return ag.rmapCorrupt(agbno, n, o, "is not an extent of the AG", nil)
-	}
-	if err := ag.FixFreelist(tx, true); err != nil {
-		return err
-	}
-	if err := ag.rmapUnmap(tx, agbno, n, o); err != nil {
-		return err
-	}
-	return ag.finishDeferred(tx)
+	return ag.rmapIntent(tx, agbno, n, o, ag.rmapUnmap)
 }
 
 // UnmapShared removes owner o's reverse mapping of [agbno, agbno+n) as an
@@ -47,19 +35,7 @@ func Unmap(tx Tx, ag *AG, agbno, n uint32, o Owner) error {
 // range, with the same unwritten flag and file offsets. Nothing happens
 // without an rmapbt or for OwnerNull.
 func UnmapShared(tx Tx, ag *AG, agbno, n uint32, o Owner) error {
-	if ag.skipRmap(o) {
-		return nil
-	}
-	if !ag.validExtent(agbno, n) {
-		return ag.rmapCorrupt(agbno, n, o, "is not an extent of the AG", nil)
-	}
-	if err := ag.FixFreelist(tx, true); err != nil {
-		return err
-	}
-	if err := ag.rmapUnmapShared(tx, agbno, n, o); err != nil {
-		return err
-	}
-	return ag.finishDeferred(tx)
+	return ag.rmapIntent(tx, agbno, n, o, ag.rmapUnmapShared)
 }
 
 // covers reports whether record r is owner o's mapping of block bno at

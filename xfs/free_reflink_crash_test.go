@@ -232,79 +232,65 @@ func TestFreeReflinkCrashMatrix(t *testing.T) {
 	var mu sync.Mutex
 	prefixes := map[int]int{}
 	kernelRecoveries := 0
-	t.Run("points", func(t *testing.T) {
-		for _, torn := range []bool{false, true} {
-			for n := 0; n <= total; n++ {
-				if torn && n == 0 {
-					continue
-				}
-				name := fmt.Sprintf("crash=%d", n)
-				if torn {
-					name = fmt.Sprintf("tear=%d", n)
-				}
-				t.Run(name, func(t *testing.T) {
-					t.Parallel()
-					img := copyImg(t, base)
-					after, tear, want := n, 0, committedAt(n)
-					if torn {
-						after, tear, want = -1, n, committedAt(n-1)
-					}
-					crep, _, _, cerr := commitTrace(t, img, o, after, tear)
-					if crep == nil {
-						t.Fatalf("the crashed run returned no report: %v", cerr)
-					}
-					if cerr == nil && n < total {
-						t.Fatalf("the run crashed at write %d returned no error", n)
-					}
-					if crep.Transactions != want {
-						t.Fatalf("%d transactions committed before the crash; the uncrashed trace says %d", crep.Transactions, want)
-					}
-					kimg := copyImg(t, img)
-					// (a) xfsfree recover.
-					if err := recoverImg(img); err != nil {
-						t.Fatalf("xfsfree recover: %v", err)
-					}
-					s := testimg.ReadSpaceState(t, img)
-					if j := slices.IndexFunc(states, func(x testimg.SpaceState) bool { return spaceKey(x) == spaceKey(s) }); j != want {
-						if j < 0 {
-							t.Fatalf("recovered state is no prefix of the transactions (%d durable): %s", want, strings.Join(s.Diff(states[want], testimg.SpaceDiffOptions{}), "; "))
-						}
-						t.Fatalf("recovered state is S_%d, but %d transactions were durable at the crash", j, want)
-					}
-					if orphanBuckets(s) > 0 {
-						repairOrphansOnly(t, img)
-					} else {
-						testimg.Repair(t, img)
-					}
-					rep := freeAll(t, img)
-					if rep.Failed() {
-						t.Fatalf("free --orphans after recovery: refused %v, errors %v", rep.Refused, rep.Errors)
-					}
-					if d := testimg.ReadSpaceState(t, img).Diff(final, testimg.SpaceDiffOptions{}); len(d) > 0 {
-						t.Fatalf("free --orphans after recovery ends elsewhere than the uncrashed run: %s", strings.Join(d, "; "))
-					}
-					testimg.Repair(t, img)
-					// (b) the kernel.
-					_, recovered := testimg.KernelMountCycle(t, kimg)
-					ks := testimg.ReadSpaceState(t, kimg)
-					if recovered {
-						if n := orphanBuckets(ks); n != 0 {
-							t.Fatalf("kernel recovery left %d buckets in use", n)
-						}
-						compareLikeKernel(t, ks, final)
-						testimg.Repair(t, kimg)
-					} else if d := ks.Diff(s, testimg.SpaceDiffOptions{}); len(d) > 0 {
-						t.Fatalf("kernel mount of a clean log changed the state: %s", strings.Join(d, "; "))
-					}
-					mu.Lock()
-					prefixes[want]++
-					if recovered {
-						kernelRecoveries++
-					}
-					mu.Unlock()
-				})
-			}
+	crashPoints(t, total, func(t *testing.T, n int, torn bool) {
+		img := copyImg(t, base)
+		after, tear, want := n, 0, committedAt(n)
+		if torn {
+			after, tear, want = -1, n, committedAt(n-1)
 		}
+		crep, _, _, cerr := commitTrace(t, img, o, after, tear)
+		if crep == nil {
+			t.Fatalf("the crashed run returned no report: %v", cerr)
+		}
+		if cerr == nil && n < total {
+			t.Fatalf("the run crashed at write %d returned no error", n)
+		}
+		if crep.Transactions != want {
+			t.Fatalf("%d transactions committed before the crash; the uncrashed trace says %d", crep.Transactions, want)
+		}
+		kimg := copyImg(t, img)
+		// (a) xfsfree recover.
+		if err := recoverImg(img); err != nil {
+			t.Fatalf("xfsfree recover: %v", err)
+		}
+		s := testimg.ReadSpaceState(t, img)
+		if j := slices.IndexFunc(states, func(x testimg.SpaceState) bool { return spaceKey(x) == spaceKey(s) }); j != want {
+			if j < 0 {
+				t.Fatalf("recovered state is no prefix of the transactions (%d durable): %s", want, strings.Join(s.Diff(states[want], testimg.SpaceDiffOptions{}), "; "))
+			}
+			t.Fatalf("recovered state is S_%d, but %d transactions were durable at the crash", j, want)
+		}
+		if orphanBuckets(s) > 0 {
+			repairOrphansOnly(t, img)
+		} else {
+			testimg.Repair(t, img)
+		}
+		rep := freeAll(t, img)
+		if rep.Failed() {
+			t.Fatalf("free --orphans after recovery: refused %v, errors %v", rep.Refused, rep.Errors)
+		}
+		if d := testimg.ReadSpaceState(t, img).Diff(final, testimg.SpaceDiffOptions{}); len(d) > 0 {
+			t.Fatalf("free --orphans after recovery ends elsewhere than the uncrashed run: %s", strings.Join(d, "; "))
+		}
+		testimg.Repair(t, img)
+		// (b) the kernel.
+		_, recovered := testimg.KernelMountCycle(t, kimg)
+		ks := testimg.ReadSpaceState(t, kimg)
+		if recovered {
+			if n := orphanBuckets(ks); n != 0 {
+				t.Fatalf("kernel recovery left %d buckets in use", n)
+			}
+			compareLikeKernel(t, ks, final)
+			testimg.Repair(t, kimg)
+		} else if d := ks.Diff(s, testimg.SpaceDiffOptions{}); len(d) > 0 {
+			t.Fatalf("kernel mount of a clean log changed the state: %s", strings.Join(d, "; "))
+		}
+		mu.Lock()
+		prefixes[want]++
+		if recovered {
+			kernelRecoveries++
+		}
+		mu.Unlock()
 	})
 	var b strings.Builder
 	for k := range states {

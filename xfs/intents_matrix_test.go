@@ -27,7 +27,6 @@ package xfs
 // recover does (checked); xfs_repair is the tool for it.
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -153,51 +152,37 @@ func TestFinishIntentsCrashMatrix(t *testing.T) {
 
 	var mu sync.Mutex
 	kernelRecoveries, points := 0, 0
-	t.Run("points", func(t *testing.T) {
-		for _, torn := range []bool{false, true} {
-			for n := 0; n <= total; n++ {
-				if torn && n == 0 {
-					continue
-				}
-				name := fmt.Sprintf("crash=%d", n)
-				if torn {
-					name = fmt.Sprintf("tear=%d", n)
-				}
-				t.Run(name, func(t *testing.T) {
-					t.Parallel()
-					img := copyImg(t, base)
-					after, tear := n, 0
-					if torn {
-						after, tear = -1, n
-					}
-					_, _, _, cerr := recoverTrace(t, img, after, tear)
-					if cerr == nil && n < total {
-						t.Fatalf("the run crashed at write %d returned no error", n)
-					}
-					kimg := copyImg(t, img)
-					// (a) xfsfree recover.
-					if err := recoverImg(img); err != nil {
-						t.Fatalf("xfsfree recover after the crash: %v", err)
-					}
-					testimg.Repair(t, img)
-					if d := testimg.ReadSpaceState(t, img).Diff(final, testimg.SpaceDiffOptions{AGFLAgnostic: true}); len(d) > 0 {
-						t.Fatalf("xfsfree recover after the crash ends elsewhere than the uncrashed run: %s", strings.Join(d, "; "))
-					}
-					// (b) the kernel.
-					_, recovered := testimg.KernelMountCycle(t, kimg)
-					testimg.Repair(t, kimg)
-					if d := testimg.ReadSpaceState(t, kimg).Diff(final, testimg.SpaceDiffOptions{AGFLAgnostic: true}); len(d) > 0 {
-						t.Fatalf("the kernel's mount after the crash (recovery %v) ends elsewhere than the uncrashed run: %s", recovered, strings.Join(d, "; "))
-					}
-					mu.Lock()
-					points++
-					if recovered {
-						kernelRecoveries++
-					}
-					mu.Unlock()
-				})
-			}
+	crashPoints(t, total, func(t *testing.T, n int, torn bool) {
+		img := copyImg(t, base)
+		after, tear := n, 0
+		if torn {
+			after, tear = -1, n
 		}
+		_, _, _, cerr := recoverTrace(t, img, after, tear)
+		if cerr == nil && n < total {
+			t.Fatalf("the run crashed at write %d returned no error", n)
+		}
+		kimg := copyImg(t, img)
+		// (a) xfsfree recover.
+		if err := recoverImg(img); err != nil {
+			t.Fatalf("xfsfree recover after the crash: %v", err)
+		}
+		testimg.Repair(t, img)
+		if d := testimg.ReadSpaceState(t, img).Diff(final, testimg.SpaceDiffOptions{AGFLAgnostic: true}); len(d) > 0 {
+			t.Fatalf("xfsfree recover after the crash ends elsewhere than the uncrashed run: %s", strings.Join(d, "; "))
+		}
+		// (b) the kernel.
+		_, recovered := testimg.KernelMountCycle(t, kimg)
+		testimg.Repair(t, kimg)
+		if d := testimg.ReadSpaceState(t, kimg).Diff(final, testimg.SpaceDiffOptions{AGFLAgnostic: true}); len(d) > 0 {
+			t.Fatalf("the kernel's mount after the crash (recovery %v) ends elsewhere than the uncrashed run: %s", recovered, strings.Join(d, "; "))
+		}
+		mu.Lock()
+		points++
+		if recovered {
+			kernelRecoveries++
+		}
+		mu.Unlock()
 	})
 	t.Logf("%d crash points and %d torn writes (%d writes); %d points checked, the kernel recovered a dirty log at %d",
 		total+1, total, total, points, kernelRecoveries)

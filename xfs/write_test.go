@@ -232,3 +232,27 @@ func TestCrashMatrix(t *testing.T) {
 		}
 	}
 }
+
+// crashPoints runs fn in parallel subtests of a subtest "points", at every
+// write point of a run of total writes: crashed after n writes (n from 0
+// to total) and torn at write n (n from 1 to total).
+func crashPoints(t *testing.T, total int, fn func(t *testing.T, n int, torn bool)) {
+	t.Helper()
+	t.Run("points", func(t *testing.T) {
+		for _, torn := range []bool{false, true} {
+			for n := 0; n <= total; n++ {
+				if torn && n == 0 {
+					continue
+				}
+				name := fmt.Sprintf("crash=%d", n)
+				if torn {
+					name = fmt.Sprintf("tear=%d", n)
+				}
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					fn(t, n, torn)
+				})
+			}
+		}
+	})
+}
