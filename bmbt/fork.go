@@ -165,41 +165,48 @@ func (f *Fork) mustFind(off uint64) (*cursor, error) {
 
 // replace changes the extent starting at old.StartOff into nw.
 func (f *Fork) replace(old, nw ondisk.BmbtIrec) error {
-	if f.rootNode == nil {
-		i := sort.Search(len(f.exts), func(i int) bool { return f.exts[i].StartOff >= old.StartOff })
-		if i == len(f.exts) || f.exts[i] != old {
-			return f.corrupt(0, "extent", old.String(), nil, "is not in the extent list")
-		}
-		f.exts[i] = nw
-		return nil
-	}
-	c, err := f.mustFind(old.StartOff)
+	i, c, err := f.locate(old)
 	if err != nil {
 		return err
 	}
-	if r, _ := c.rec(); r != old {
-		return f.corrupt(c.nodes[0].fsb, "record", r.String(), old.String(), "differs from the extent looked up")
+	if c == nil {
+		f.exts[i] = nw
+		return nil
 	}
 	return c.update(nw)
+}
+
+// locate finds the extent old: its index in the extent list (EXTENTS
+// format, c nil) or a cursor at its btree record. Either must hold old
+// exactly.
+func (f *Fork) locate(old ondisk.BmbtIrec) (int, *cursor, error) {
+	if f.rootNode == nil {
+		i := sort.Search(len(f.exts), func(i int) bool { return f.exts[i].StartOff >= old.StartOff })
+		if i == len(f.exts) || f.exts[i] != old {
+			return 0, nil, f.corrupt(0, "extent", old.String(), nil, "is not in the extent list")
+		}
+		return i, nil, nil
+	}
+	c, err := f.mustFind(old.StartOff)
+	if err != nil {
+		return 0, nil, err
+	}
+	if r, _ := c.rec(); r != old {
+		return 0, nil, f.corrupt(c.nodes[0].fsb, "record", r.String(), old.String(), "differs from the extent looked up")
+	}
+	return 0, c, nil
 }
 
 // remove deletes the extent old.
 func (f *Fork) remove(old ondisk.BmbtIrec) error {
 	f.addNextents(-1)
-	if f.rootNode == nil {
-		i := sort.Search(len(f.exts), func(i int) bool { return f.exts[i].StartOff >= old.StartOff })
-		if i == len(f.exts) || f.exts[i] != old {
-			return f.corrupt(0, "extent", old.String(), nil, "is not in the extent list")
-		}
-		f.exts = slices.Delete(f.exts, i, i+1)
-		return nil
-	}
-	c, err := f.mustFind(old.StartOff)
+	i, c, err := f.locate(old)
 	if err != nil {
 		return err
 	}
-	if r, _ := c.rec(); r != old {
-		return f.corrupt(c.nodes[0].fsb, "record", r.String(), old.String(), "differs from the extent looked up")
+	if c == nil {
+		f.exts = slices.Delete(f.exts, i, i+1)
+		return nil
 	}
 	return c.delete()
 }

@@ -23,9 +23,7 @@ import (
 
 	"github.com/xfsfree/xfsfree/alloc"
 	"github.com/xfsfree/xfsfree/btree"
-	"github.com/xfsfree/xfsfree/cache"
 	"github.com/xfsfree/xfsfree/internal/testimg"
-	"github.com/xfsfree/xfsfree/ondisk"
 	"github.com/xfsfree/xfsfree/refcount"
 	"github.com/xfsfree/xfsfree/xfs"
 )
@@ -615,36 +613,6 @@ func TestGrowShrinkLikeKernel(t *testing.T) {
 	}
 }
 
-// roTx is a read-only transaction over the buffer cache of an image opened
-// read-only: reads are verified and held until end.
-type roTx struct {
-	c    *cache.Cache
-	bufs map[int64]*cache.Buf
-}
-
-func (tx *roTx) ReadBuf(daddr int64, nBB int, kind *ondisk.BlockKind, ctx ondisk.VerifyCtx) (*cache.Buf, error) {
-	if b := tx.bufs[daddr]; b != nil {
-		return b, nil
-	}
-	b, err := tx.c.Get(daddr, nBB, kind, ctx)
-	if err != nil {
-		return nil, err
-	}
-	tx.bufs[daddr] = b
-	return b, nil
-}
-
-func (tx *roTx) GetBuf(int64, int, *ondisk.BlockKind) (*cache.Buf, error) {
-	return nil, fmt.Errorf("read-only transaction")
-}
-func (tx *roTx) LogRange(*cache.Buf, int, int) { panic("read-only transaction") }
-func (tx *roTx) Binval(*cache.Buf)             { panic("read-only transaction") }
-func (tx *roTx) end() {
-	for _, b := range tx.bufs {
-		b.Release()
-	}
-}
-
 // readRecords returns every refcount record and the CoW staging records of
 // AG agno of an image, read with this package.
 func readRecords(t *testing.T, img string, agno uint32) (all, cow []refcount.Rec) {
@@ -654,8 +622,8 @@ func readRecords(t *testing.T, img string, agno uint32) (all, cow []refcount.Rec
 		t.Fatal(err)
 	}
 	defer fs.Close()
-	tx := &roTx{c: fs.Cache, bufs: map[int64]*cache.Buf{}}
-	defer tx.end()
+	tx := btree.NewReadTx(fs.Cache)
+	defer tx.End()
 	a, err := alloc.ReadAG(tx, fs.G, agno)
 	if err != nil {
 		t.Fatal(err)

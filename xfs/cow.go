@@ -19,9 +19,8 @@ import (
 	"strings"
 
 	"github.com/xfsfree/xfsfree/alloc"
-	"github.com/xfsfree/xfsfree/cache"
+	"github.com/xfsfree/xfsfree/btree"
 	"github.com/xfsfree/xfsfree/journal"
-	"github.com/xfsfree/xfsfree/ondisk"
 	"github.com/xfsfree/xfsfree/refcount"
 )
 
@@ -255,9 +254,9 @@ func freeCowExtent(tx *journal.Transaction, ag *alloc.AG, e CowExtent) error {
 func (fs *FS) cowLeftovers() ([]CowExtent, error) {
 	var out []CowExtent
 	for agno := range fs.G.AGCount {
-		tx := &readTx{c: fs.Cache, bufs: map[int64]*cache.Buf{}}
+		tx := btree.NewReadTx(fs.Cache)
 		recs, err := func() ([]refcount.Rec, error) {
-			defer tx.end()
+			defer tx.End()
 			a, err := alloc.ReadAG(tx, fs.G, agno)
 			if err != nil {
 				return nil, err
@@ -272,39 +271,4 @@ func (fs *FS) cowLeftovers() ([]CowExtent, error) {
 		}
 	}
 	return out, nil
-}
-
-// readTx is a read-only transaction over the buffer cache, for walks that
-// take a transaction: reads are verified and held until end; nothing can
-// be changed.
-type readTx struct {
-	c    *cache.Cache
-	bufs map[int64]*cache.Buf
-}
-
-func (tx *readTx) ReadBuf(daddr int64, nBB int, kind *ondisk.BlockKind, ctx ondisk.VerifyCtx) (*cache.Buf, error) {
-	if b := tx.bufs[daddr]; b != nil {
-		return b, nil
-	}
-	b, err := tx.c.Get(daddr, nBB, kind, ctx)
-	if err != nil {
-		return nil, err
-	}
-	tx.bufs[daddr] = b
-	return b, nil
-}
-
-var errReadOnlyTx = errors.New("xfs: a change in a read-only transaction")
-
-func (tx *readTx) GetBuf(int64, int, *ondisk.BlockKind) (*cache.Buf, error) {
-	return nil, errReadOnlyTx
-}
-func (tx *readTx) LogRange(*cache.Buf, int, int) { panic(errReadOnlyTx) }
-func (tx *readTx) Binval(*cache.Buf)             { panic(errReadOnlyTx) }
-
-func (tx *readTx) end() {
-	for _, b := range tx.bufs {
-		b.Release()
-	}
-	tx.bufs = nil
 }
