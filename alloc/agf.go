@@ -36,6 +36,9 @@ type AG struct {
 	// freed into free space when the operation ends (the kernel's
 	// xfs_defer_agfl_block).
 	deferred []uint32
+	// trees are the AG's btrees (by AGFBno, AGFCnt, AGFRmap), made on
+	// first use.
+	trees [3]*btree.Tree
 }
 
 // ReadAG reads AG agno's AGF through tx (verified, joined, locked until tx

@@ -111,9 +111,16 @@ func Tree(c *cache.Cache, g *ondisk.Geometry, agno uint32, i int, root uint32, l
 // now, for changes. The root can move during a change (SetRoot), so
 // callers open it again for each step.
 func (ag *AG) tree(i int) *btree.Tree {
+	if t := ag.trees[i]; t != nil {
+		// Made once per AG value: only the root moves (and the btree
+		// code sets it in the Tree as it calls SetRoot).
+		t.Root, t.Levels = ag.Root(i), ag.Levels(i)
+		return t
+	}
 	t := Tree(nil, ag.G, ag.Agno, i, ag.Root(i), ag.Levels(i))
 	t.SetRoot = func(tx btree.Tx, root uint32, levels int) error { return ag.setRoot(tx, i, root, levels) }
 	t.Blocks = &AGFLBlocks{AG: ag, Rmap: i == ondisk.AGFRmap}
+	ag.trees[i] = t
 	return t
 }
 

@@ -40,7 +40,15 @@ type Cursor struct {
 	nlevels int
 	bno     []uint32 // the block at each level (0: leaf)
 	ptr     []int    // the 1-based entry at each level
+
+	// The memory of bno and ptr for the usual heights: one allocation
+	// per cursor instead of three.
+	bnoA [cursorLevels]uint32
+	ptrA [cursorLevels]int
 }
+
+// cursorLevels is the height a cursor holds without more allocations.
+const cursorLevels = 10
 
 // Short-form header fields, as the kernel's XFS_BB_* log bits.
 const (
@@ -161,7 +169,7 @@ func (t *Tree) readBlock(tx Tx, agbno uint32, level int) (*block, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := t.Type.View(b.Data); err != nil {
+	if err := t.Type.CheckNumRecs(b.Data); err != nil {
 		return nil, ondisk.SetLocation(err, t.AG, d)
 	}
 	bl := &block{agbno: agbno, b: b, d: b.Data, t: t}
@@ -235,13 +243,26 @@ func (t *Tree) blockKeys(bl *block) []byte {
 
 func (t *Tree) newCursor(tx Tx) *Cursor {
 	n := t.Type.MaxLevels(t.G) + 1
-	return &Cursor{t: t, tx: tx, nlevels: t.Levels, bno: make([]uint32, n), ptr: make([]int, n)}
+	c := &Cursor{t: t, tx: tx, nlevels: t.Levels}
+	c.setLevels(n)
+	return c
+}
+
+// setLevels points bno and ptr at n levels of zeros.
+func (c *Cursor) setLevels(n int) {
+	if n <= cursorLevels {
+		c.bnoA, c.ptrA = [cursorLevels]uint32{}, [cursorLevels]int{}
+		c.bno, c.ptr = c.bnoA[:n], c.ptrA[:n]
+		return
+	}
+	c.bno, c.ptr = make([]uint32, n), make([]int, n)
 }
 
 func (c *Cursor) dup() *Cursor {
 	d := *c
-	d.bno = append([]uint32(nil), c.bno...)
-	d.ptr = append([]int(nil), c.ptr...)
+	d.setLevels(len(c.bno))
+	copy(d.bno, c.bno)
+	copy(d.ptr, c.ptr)
 	return &d
 }
 

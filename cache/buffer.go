@@ -151,6 +151,9 @@ func NewCache(dev *Device, opts CacheOptions) *Cache {
 // Device is the cache's device.
 func (c *Cache) Device() *Device { return c.dev }
 
+// MaxBytes is the cache's bound on the memory of unpinned buffers.
+func (c *Cache) MaxBytes() int64 { return c.opts.MaxBytes }
+
 // Stats returns the cache's counters.
 func (c *Cache) Stats() CacheStats {
 	c.mu.Lock()

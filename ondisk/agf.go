@@ -91,8 +91,12 @@ func (f AGFFields) Set(b []byte, v uint64) { f.Field().PutUint(b, v) }
 
 // AGFRoot and AGFLevel are agf_roots[i] and agf_levels[i] (i: AGFBno,
 // AGFCnt, AGFRmap).
-func AGFRoot(i int) Field  { return AGFRoots.Field().Index(i) }
-func AGFLevel(i int) Field { return AGFLevels.Field().Index(i) }
+func AGFRoot(i int) Field  { return agfRoots[i] }
+func AGFLevel(i int) Field { return agfLevels[i] }
+
+// The elements of agf_roots and agf_levels, named once (a name built per
+// call cost an allocation on every btree change).
+var agfRoots, agfLevels = elements(AGFRoots.Field(), 3), elements(AGFLevels.Field(), 3)
 
 // AGF mirrors struct xfs_agf field by field. Offsets in comments.
 type AGF struct {

@@ -103,7 +103,9 @@ func (f AGIFields) Get(b []byte) uint64 { return f.Field().Uint(b) }
 func (f AGIFields) Set(b []byte, v uint64) { f.Field().PutUint(b, v) }
 
 // AGIBucket is agi_unlinked[i], the head of unlinked bucket i.
-func AGIBucket(i int) Field { return AGIUnlinked.Field().Index(i) }
+func AGIBucket(i int) Field { return agiBuckets[i] }
+
+var agiBuckets = elements(AGIUnlinked.Field(), AGIUnlinkedBuckets)
 
 // DecodeAGI decodes the first AGISize bytes of b. It checks only the
 // length; see VerifyAGI.

@@ -403,16 +403,25 @@ type BtreeBlock struct {
 // fit in b (numrecs <= MaxRecs(len(b), level == 0)) and returns a view. It
 // does not check the magic, CRC or owner: see Verify.
 func (t *BtreeType) View(b []byte) (*BtreeBlock, error) {
+	if err := t.CheckNumRecs(b); err != nil {
+		return nil, err
+	}
+	return &BtreeBlock{Type: t, B: b, Level: int(be.Uint16(b[4:])), NumRecs: int(be.Uint16(b[6:]))}, nil
+}
+
+// CheckNumRecs checks what View checks (the header fits, and bb_numrecs
+// fits in the block at its level) without making a view.
+func (t *BtreeType) CheckNumRecs(b []byte) error {
 	if len(b) < t.HdrLen() {
-		return nil, &CorruptError{AG: NoAG, Daddr: -1, Struct: t.Name + " block", Field: "length of buffer", Found: len(b), Want: t.HdrLen()}
+		return &CorruptError{AG: NoAG, Daddr: -1, Struct: t.Name + " block", Field: "length of buffer", Found: len(b), Want: t.HdrLen()}
 	}
 	level := int(be.Uint16(b[4:]))
 	n := int(be.Uint16(b[6:]))
 	if m := t.MaxRecs(len(b), level == 0); n > m {
-		return nil, &CorruptError{AG: NoAG, Daddr: -1, Struct: t.Name + " block", Field: "bb_numrecs", Found: n, Want: nil,
+		return &CorruptError{AG: NoAG, Daddr: -1, Struct: t.Name + " block", Field: "bb_numrecs", Found: n, Want: nil,
 			Msg: "exceeds the " + strconv.Itoa(m) + " entries a level " + strconv.Itoa(level) + " block holds"}
 	}
-	return &BtreeBlock{Type: t, B: b, Level: level, NumRecs: n}, nil
+	return nil
 }
 
 // IsLeaf reports a leaf block (level 0).

@@ -88,6 +88,15 @@ func (f Field) Index(i int) Field {
 	return Field{Name: f.Name + "[" + strconv.Itoa(i) + "]", Off: f.Off + i*f.Elem, Size: f.Elem}
 }
 
+// elements is f.Index(i) for i in [0, n).
+func elements(f Field, n int) []Field {
+	out := make([]Field, n)
+	for i := range out {
+		out[i] = f.Index(i)
+	}
+	return out
+}
+
 // Layout is the field table of one structure: its name, its size, and its
 // fields in on-disk order. Bit i of the structure's field mask names
 // Fields[i]. This struct does not represent an on-disk struct.

@@ -287,18 +287,25 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, workers)
+	admit := newBudget(fs.Cache.MaxBytes() / 2) // free_admit.go
 	for agno := range fs.G.AGCount {
 		var inos []uint32
+		weight := int64(0)
 		if byAG != nil {
 			if inos = byAG[agno]; len(inos) == 0 && !o.EmptyChunks {
 				continue
 			}
+			weight = int64(len(inos)) * int64(fs.G.InodeSize)
+		} else {
+			weight = fs.agWeight(agno)
 		}
 		wg.Add(1)
 		sem <- struct{}{}
+		weight = admit.acquire(weight)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			defer admit.release(weight)
 			w := &agWorker{run: run, fs: fs, o: o, agno: agno, inos: inos, workers: workers}
 			w.work()
 		}()

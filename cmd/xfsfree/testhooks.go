@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -116,8 +117,14 @@ xfs_repair depends on.`,
 // startProfile writes a CPU profile to $XFSFREE_CPUPROFILE, if set, until
 // the returned function is called (for scripts/bench-free.sh), and a heap
 // profile to $XFSFREE_MEMPROFILE after $XFSFREE_MEMPROFILE_AFTER (a
-// duration).
+// duration), and an execution trace to $XFSFREE_TRACE.
 func startProfile() func() {
+	stopTrace := func() {}
+	if tp := os.Getenv("XFSFREE_TRACE"); tp != "" {
+		if f, err := os.Create(tp); err == nil && trace.Start(f) == nil {
+			stopTrace = func() { trace.Stop(); f.Close() }
+		}
+	}
 	if mp := os.Getenv("XFSFREE_MEMPROFILE"); mp != "" {
 		after, _ := time.ParseDuration(os.Getenv("XFSFREE_MEMPROFILE_AFTER"))
 		time.AfterFunc(after, func() {
@@ -129,20 +136,21 @@ func startProfile() func() {
 	}
 	path := os.Getenv("XFSFREE_CPUPROFILE")
 	if path == "" {
-		return func() {}
+		return stopTrace
 	}
 	f, err := os.Create(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "xfsfree: cpu profile:", err)
-		return func() {}
+		return stopTrace
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		fmt.Fprintln(os.Stderr, "xfsfree: cpu profile:", err)
 		f.Close()
-		return func() {}
+		return stopTrace
 	}
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+		stopTrace()
 	}
 }
