@@ -69,14 +69,32 @@ func ReadInode(c *cache.Cache, g *ondisk.Geometry, loc ondisk.InodeLoc) (*ondisk
 	return d, nil
 }
 
+// readCore is ReadInode into d, verified as a whole but keeping only the
+// core: d.Literal is nil (a chain walk needs no fork, and copying the
+// literal area of a million inodes cost more than verifying them).
+func readCore(c *cache.Cache, g *ondisk.Geometry, loc ondisk.InodeLoc, d *ondisk.Dinode) error {
+	b, err := c.Get(loc.Daddr, loc.Len, ondisk.KindInodeCluster, ondisk.VerifyCtx{G: g, AG: loc.Agno, Daddr: loc.Daddr})
+	if err != nil {
+		return err
+	}
+	raw := b.Data[loc.Offset : loc.Offset+int(g.InodeSize)]
+	err = ondisk.DecodeVerifiedDinodeInto(d, raw, g.Ino(loc.Agno, loc.Agino), ondisk.VerifyCtx{G: g, AG: loc.Agno, Daddr: loc.Daddr})
+	d.Literal = nil
+	b.Release()
+	return ondisk.SetLocation(err, loc.Agno, loc.Daddr)
+}
+
 // WalkBucket follows bucket's chain from head, calling fn with each inode
 // in chain order. Every inode must be on the right bucket (agino % 64), in
 // the AG, an orphan (nlink 0, mode set), and seen once; otherwise a
-// *ChainError is returned and fn has seen only the inodes before.
+// *ChainError is returned and fn has seen only the inodes before. fn's
+// inode is verified whole but holds only its core (Literal nil), and is
+// reused for the next inode: fn must not keep it.
 func WalkBucket(c *cache.Cache, g *ondisk.Geometry, agno uint32, bucket int, head uint32, locate Locator,
 	fn func(agino uint32, d *ondisk.Dinode) error) error {
 	seen := map[uint32]bool{}
 	var chain []uint32
+	d := new(ondisk.Dinode)
 	fail := func(reason string) error {
 		return &ChainError{AG: agno, Bucket: bucket, Chain: chain, Reason: reason}
 	}
@@ -100,8 +118,7 @@ func WalkBucket(c *cache.Cache, g *ondisk.Geometry, agno uint32, bucket int, hea
 			}
 			return fmt.Errorf("%s: %w", fail("cannot locate an inode").Error(), err)
 		}
-		d, err := ReadInode(c, g, loc)
-		if err != nil {
+		if err := readCore(c, g, loc, d); err != nil {
 			return fmt.Errorf("AG %d, AGI unlinked bucket %d, agino %d: %w", agno, bucket, agino, err)
 		}
 		if d.Mode == 0 || d.Nlink != 0 {

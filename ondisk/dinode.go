@@ -377,6 +377,12 @@ func VerifyDinode(b []byte, ino uint64, c VerifyCtx) error {
 	return verifyDinode(&d, b, ino, c, false)
 }
 
+// DecodeVerifiedDinodeInto is DecodeVerifiedDinode into d, without a
+// copy: d.Literal aliases b.
+func DecodeVerifiedDinodeInto(d *Dinode, b []byte, ino uint64, c VerifyCtx) error {
+	return verifyDinode(d, b, ino, c, false)
+}
+
 // DecodeVerifiedDinode is VerifyDinode and DecodeDinode in one decode.
 func DecodeVerifiedDinode(b []byte, ino uint64, c VerifyCtx) (*Dinode, error) {
 	d := &Dinode{}
@@ -388,23 +394,22 @@ func DecodeVerifiedDinode(b []byte, ino uint64, c VerifyCtx) (*Dinode, error) {
 
 func verifyDinode(d *Dinode, b []byte, ino uint64, c VerifyCtx, copyLiteral bool) error {
 	w := c.Where()
-	st := dinodeStruct(ino)
 	if len(b) != int(c.G.InodeSize) {
-		return w.Corrupt(st, "length", len(b), int(c.G.InodeSize), "buffer is not one inode")
+		return w.Corrupt(dinodeStruct(ino), "length", len(b), int(c.G.InodeSize), "buffer is not one inode")
 	}
 	if err := d.decode(b, copyLiteral); err != nil {
 		return err
 	}
 	if d.Magic != DinodeMagic {
-		return w.Corrupt(st, "di_magic", d.Magic, uint16(DinodeMagic), "")
+		return w.Corrupt(dinodeStruct(ino), "di_magic", d.Magic, uint16(DinodeMagic), "")
 	}
 	if d.Version != DinodeVersion3 {
-		return w.Corrupt(st, "di_version", d.Version, uint8(DinodeVersion3), "")
+		return w.Corrupt(dinodeStruct(ino), "di_version", d.Version, uint8(DinodeVersion3), "")
 	}
 	if !VerifyCksum(b, DinodeCrcOff) {
-		return w.Corrupt(st, "di_crc", d.CRC, Cksum(b, DinodeCrcOff), "")
+		return w.Corrupt(dinodeStruct(ino), "di_crc", d.CRC, Cksum(b, DinodeCrcOff), "")
 	}
-	return d.verify(ino, c, st)
+	return d.verify(ino, c)
 }
 
 // Verify runs VerifyDinode on d's encoding. The CRC checked is the stored
@@ -416,11 +421,11 @@ func (d *Dinode) Verify(ino uint64, c VerifyCtx) error {
 	return VerifyDinode(d.Bytes(), ino, c)
 }
 
-func (d *Dinode) verify(ino uint64, c VerifyCtx, st string) error {
+func (d *Dinode) verify(ino uint64, c VerifyCtx) error {
 	w := c.Where()
 	g := c.G
 	bad := func(field string, found, want any, msg string) error {
-		return w.Corrupt(st, field, found, want, msg)
+		return w.Corrupt(dinodeStruct(ino), field, found, want, msg)
 	}
 	if d.Ino != ino {
 		return bad("di_ino", d.Ino, ino, "")

@@ -92,7 +92,7 @@ type FreeOptions struct {
 type FreeReport struct {
 	Device  string        `json:"device"`
 	DryRun  bool          `json:"dry_run"`
-	Inodes  []FreedInode  `json:"inodes"`
+	Inodes  FreedInodes   `json:"inodes"`
 	Chunks  []FreedChunk  `json:"chunks"`
 	Refused []Refusal     `json:"refused"`
 	Errors  []FreeFailure `json:"errors"`
@@ -143,6 +143,9 @@ type FreedInode struct {
 	Blocks     uint64 `json:"blocks"`
 	ChunkFreed bool   `json:"chunk_freed"`
 }
+
+// FreedInodes is a run's freed inodes, by inode number.
+type FreedInodes []FreedInode
 
 // FreedChunk is an inode chunk released (or planned), by an inode free
 // that emptied it or because it was entirely free already.
@@ -238,7 +241,7 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 	if !o.DryRun && fs.log == nil {
 		return nil, ErrNotWritable
 	}
-	rep := &FreeReport{Device: fs.Path, DryRun: o.DryRun, Inodes: []FreedInode{}, Chunks: []FreedChunk{}}
+	rep := &FreeReport{Device: fs.Path, DryRun: o.DryRun, Inodes: FreedInodes{}, Chunks: []FreedChunk{}}
 	if before, err := fs.SummaryCounters(); err == nil {
 		rep.Before = Counters(before)
 	}

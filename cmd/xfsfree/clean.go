@@ -18,8 +18,23 @@ import (
 // cleanOutput is the --json document of `clean` (without the envelope).
 type cleanOutput struct {
 	*xfs.CleanReport
+	Free  *freeView        `json:"free,omitempty"` // the report's, its inodes streamed
 	Stats *freeStats       `json:"stats,omitempty"`
 	Saved *rescue.Manifest `json:"saved,omitempty"` // --save-orphans
+}
+
+// freeView is a free report with its inodes streamed (stream.go).
+type freeView struct {
+	*xfs.FreeReport
+	Inodes *streamList `json:"inodes"`
+}
+
+func newCleanOutput(rep *xfs.CleanReport, st *freeStats, saved *rescue.Manifest) *cleanOutput {
+	out := &cleanOutput{CleanReport: rep, Stats: st, Saved: saved}
+	if rep.Free != nil {
+		out.Free = &freeView{rep.Free, freedInodes(rep.Free.Inodes)}
+	}
+	return out
 }
 
 func newCleanCmd(g *globalFlags) *cobra.Command {
@@ -105,7 +120,7 @@ on disk.`,
 				}
 			}
 			if g.json {
-				g.setReport(&cleanOutput{rep, st, saved})
+				g.setReport(newCleanOutput(rep, st, saved))
 			} else {
 				printClean(os.Stdout, rep, verbose, g.elapsed())
 				if st != nil {

@@ -37,8 +37,9 @@ type freeStats struct {
 // freeOutput is the report of `free` in the --json document.
 type freeOutput struct {
 	*xfs.FreeReport
-	Stats *freeStats       `json:"stats,omitempty"`
-	Saved *rescue.Manifest `json:"saved,omitempty"` // --save-orphans
+	Inodes *streamList      `json:"inodes"` // the report's, streamed (stream.go)
+	Stats  *freeStats       `json:"stats,omitempty"`
+	Saved  *rescue.Manifest `json:"saved,omitempty"` // --save-orphans
 }
 
 func newFreeCmd(g *globalFlags) *cobra.Command {
@@ -156,7 +157,7 @@ orphans are saved too: only DEV is left untouched).`,
 			p.Done()
 			if err != nil {
 				if rep != nil && g.json {
-					g.setReport(&freeOutput{rep, nil, saved})
+					g.setReport(&freeOutput{rep, freedInodes(rep.Inodes), nil, saved})
 				}
 				return err
 			}
@@ -169,7 +170,7 @@ orphans are saved too: only DEV is left untouched).`,
 					PeakCacheBytes: c.PeakBytes, BusyReused: rep.BusyReused}
 			}
 			if g.json {
-				g.setReport(&freeOutput{rep, st, saved})
+				g.setReport(&freeOutput{rep, freedInodes(rep.Inodes), st, saved})
 			} else {
 				printFree(os.Stdout, rep, verbose, g.elapsed())
 				if st != nil {

@@ -20,6 +20,7 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -93,8 +94,9 @@ func wantsJSON(args []string) bool {
 func writeDocument(w io.Writer, command string, report any, runErr error, elapsed time.Duration) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `{"schema_version":%d,"command":%q`, schemaVersion, command)
+	var lists []*streamList
 	if report != nil {
-		fillLists(reflect.ValueOf(report))
+		fillLists(reflect.ValueOf(report), &lists)
 		body, err := json.Marshal(report)
 		if err != nil {
 			return fmt.Errorf("--json: %w", err)
@@ -123,18 +125,26 @@ func writeDocument(w io.Writer, command string, report any, runErr error, elapse
 		return fmt.Errorf("--json: %w", err)
 	}
 	out.WriteByte('\n')
-	_, err := w.Write(out.Bytes())
-	return err
+	return writeStreamed(w, out.Bytes(), lists) // stream.go
 }
 
 // fillLists makes every nil slice reachable from v through exported
 // struct fields, pointers and slices an empty one, so that JSON has []
-// and never null for a list ([]byte, base64 in JSON, is left alone).
-func fillLists(v reflect.Value) {
+// and never null for a list ([]byte, base64 in JSON, is left alone), and
+// numbers the streamed lists it meets, appending them to lists.
+func fillLists(v reflect.Value, lists *[]*streamList) {
+	if v.Type() == streamListType {
+		if !v.IsNil() {
+			l := v.Interface().(*streamList)
+			l.id = len(*lists)
+			*lists = append(*lists, l)
+		}
+		return
+	}
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if !v.IsNil() {
-			fillLists(v.Elem())
+			fillLists(v.Elem(), lists)
 		}
 	case reflect.Struct:
 		t := v.Type()
@@ -147,14 +157,47 @@ func fillLists(v reflect.Value) {
 			if fv.Kind() == reflect.Slice && fv.IsNil() && fv.CanSet() && fv.Type().Elem().Kind() != reflect.Uint8 {
 				fv.Set(reflect.MakeSlice(fv.Type(), 0, 0))
 			}
-			fillLists(fv)
+			fillLists(fv, lists)
 		}
 	case reflect.Slice, reflect.Array:
+		if !mayHoldLists(v.Type().Elem()) {
+			return // a million freed inodes: nothing to fill in any
+		}
 		for i := range v.Len() {
-			fillLists(v.Index(i))
+			fillLists(v.Index(i), lists)
 		}
 	}
 }
+
+// mayHoldLists reports whether a value of type t can hold a slice that
+// fillLists fills.
+func mayHoldLists(t reflect.Type) bool {
+	if t == streamListType {
+		return true
+	}
+	if v, ok := holdsLists.Load(t); ok {
+		return v.(bool)
+	}
+	holdsLists.Store(t, true) // a recursive type: assume it may
+	r := false
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Array:
+		r = mayHoldLists(t.Elem())
+	case reflect.Interface, reflect.Slice:
+		r = true
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if f := t.Field(i); (f.IsExported() || f.Anonymous) && mayHoldLists(f.Type) {
+				r = true
+				break
+			}
+		}
+	}
+	holdsLists.Store(t, r)
+	return r
+}
+
+var holdsLists sync.Map // reflect.Type -> bool
 
 // fmtElapsed is how text summaries end: "elapsed 0.42s", "elapsed 3m2s".
 func fmtElapsed(d time.Duration) string {
