@@ -73,8 +73,31 @@ func rmapRecHighKey(dst, rec []byte) []byte {
 	return dst
 }
 
-func rmapCmp(a, b []byte) int {
-	x, y := ondisk.DecodeRmapKey(a), ondisk.DecodeRmapKey(b)
+// rmapLeafHighKey is the greatest rmapRecHighKey of a leaf's records,
+// compared as numbers rather than encoded and decoded per record.
+func rmapLeafHighKey(dst []byte, leaf *ondisk.BtreeBlock) []byte {
+	var best ondisk.RmapKey
+	for j := 0; j < leaf.NumRecs; j++ {
+		r := ondisk.DecodeRmapRec(leaf.Rec(j))
+		adj := r.BlockCount - 1
+		off := r.Offset &^ ondisk.RmapOffUnwritten
+		if ondisk.IsInodeOwner(r.Owner) && off&ondisk.RmapOffBmbtBlock == 0 {
+			off = ((off & ondisk.RmapOffMask) + uint64(adj)) | (off &^ ondisk.RmapOffMask)
+		}
+		k := ondisk.RmapKey{StartBlock: r.StartBlock + adj, Owner: r.Owner, Offset: off}
+		if j == 0 || rmapKeyCmp(k, best) > 0 {
+			best = k
+		}
+	}
+	n := len(dst)
+	dst = append(dst, make([]byte, ondisk.RmapKeyLen)...)
+	best.Encode(dst[n:])
+	return dst
+}
+
+func rmapCmp(a, b []byte) int { return rmapKeyCmp(ondisk.DecodeRmapKey(a), ondisk.DecodeRmapKey(b)) }
+
+func rmapKeyCmp(x, y ondisk.RmapKey) int {
 	if c := cmp.Compare(x.StartBlock, y.StartBlock); c != 0 {
 		return c
 	}
@@ -103,6 +126,7 @@ func Tree(c *cache.Cache, g *ondisk.Geometry, agno uint32, i int, root uint32, l
 		t.Type, t.Kind, t.RecKey, t.Cmp = ondisk.BtCntbt, ondisk.KindCntbt, allocRecKey, cntCmp
 	case ondisk.AGFRmap:
 		t.Type, t.Kind, t.RecKey, t.RecHighKey, t.Cmp = ondisk.BtRmapbt, ondisk.KindRmapbt, rmapRecKey, rmapRecHighKey, rmapCmp
+		t.LeafHighKey = rmapLeafHighKey
 	}
 	return t
 }

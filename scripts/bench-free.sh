@@ -34,6 +34,7 @@ for t in mkfs.xfs xfs_db xfs_repair xfs_freeze mount umount mountpoint python3 g
 	command -v "$t" >/dev/null || { echo "$0: missing tool: $t" >&2; exit 1; }
 done
 
+[[ -z ${KEEP:-} ]] || mkdir -p "$KEEP"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/xfsfree-bench-free.XXXXXX")
 MNT=$WORK/mnt
 mkdir -p "$MNT"
