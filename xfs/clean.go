@@ -41,6 +41,9 @@ type CleanOptions struct {
 	// CheckpointBytes is the log checkpoint size of the free phase (0:
 	// the journal's default).
 	CheckpointBytes int64
+	// ListInodes bounds the freed inodes the free report lists (0: every
+	// one; negative: none; see FreeOptions).
+	ListInodes int
 	// BeforeFree, if set, is called with the filesystem as the log's
 	// recovery left it, before the free phase (to save the orphans'
 	// bytes): it returns the orphans not to free, with the reason. An
@@ -104,7 +107,7 @@ func Clean(path string, o CleanOptions) (*CleanReport, error) {
 			keep = mergeKeep(keep, k)
 		}
 		free, err := fs.Free(FreeOptions{Orphans: true, DryRun: o.DryRun, Keep: keep, Stop: o.Stop,
-			Progress: progress("free"), CheckpointBytes: o.CheckpointBytes, noFinish: true})
+			Progress: progress("free"), CheckpointBytes: o.CheckpointBytes, ListInodes: o.ListInodes, noFinish: true})
 		rep.Free = free
 		if err != nil && !errors.Is(err, ErrNothingToFree) {
 			return endSession(fs, o.DryRun, err)

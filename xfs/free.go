@@ -64,6 +64,10 @@ type FreeOptions struct {
 	// with (rescue.Manifest.NotSaved: orphans whose bytes could not be
 	// saved first).
 	Keep map[uint64]string
+	// ListInodes bounds the freed inodes the report lists (0: every
+	// one; negative: none): a caller that shows none, or a few, need not
+	// keep 40 bytes per orphan. The counts cover them all.
+	ListInodes int
 	// TruncateExtents: an orphan with more extents than this is truncated
 	// in several transactions first, about this many extents each, from
 	// its highest offset (0: 16384), as the kernel's
@@ -201,6 +205,16 @@ type freeRun struct {
 	busy    *alloc.Busy
 }
 
+// freed reports one inode freed (under mu): counted, and listed unless
+// the report has as many as it lists.
+func (r *freeRun) freed(in FreedInode) {
+	r.rep.InodesFreed++
+	r.rep.ForkBlocks += in.Blocks
+	if n := r.o.ListInodes; n == 0 || len(r.rep.Inodes) < n {
+		r.rep.Inodes = append(r.rep.Inodes, in)
+	}
+}
+
 func (r *freeRun) report(fn func(rep *FreeReport)) {
 	r.mu.Lock()
 	fn(r.rep)
@@ -331,10 +345,6 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 	slices.SortFunc(rep.Inodes, func(a, b FreedInode) int { return cmpU64(a.Ino, b.Ino) })
 	slices.SortFunc(rep.Chunks, func(a, b FreedChunk) int { return cmpU64(a.StartIno, b.StartIno) })
 	slices.SortFunc(rep.Refused, func(a, b Refusal) int { return cmpU64(a.Ino, b.Ino) })
-	for _, in := range rep.Inodes {
-		rep.InodesFreed++
-		rep.ForkBlocks += in.Blocks
-	}
 	for _, c := range rep.Chunks {
 		rep.ChunksFreed++
 		rep.ChunkInodes += uint64(c.Inodes)

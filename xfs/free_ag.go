@@ -314,7 +314,7 @@ func (d *dryRun) victims(vs []*icluster.Victim) {
 				d.addChunk(*r, false)
 			}
 		}
-		w.run.report(func(rep *FreeReport) { rep.Inodes = append(rep.Inodes, in) })
+		w.run.report(func(*FreeReport) { w.run.freed(in) })
 		w.run.tick(1)
 	}
 }

@@ -320,7 +320,7 @@ func (bt *batcher) committed(b *batch) {
 		for i, it := range b.items {
 			res := b.results[i]
 			if it.v != nil {
-				rep.Inodes = append(rep.Inodes, FreedInode{Ino: it.v.Ino, AG: agno, Mode: Mode(it.v.Mode), Size: it.v.Size,
+				w.run.freed(FreedInode{Ino: it.v.Ino, AG: agno, Mode: Mode(it.v.Mode), Size: it.v.Size,
 					Blocks: res.ForkBlocks + it.stepBlocks, ChunkFreed: res.ChunkFreed})
 			}
 			if res.ChunkFreed {

@@ -254,8 +254,19 @@ func TestFreeDryRunWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Inodes) != 313 || len(rep.Chunks) == 0 {
-		t.Errorf("dry run plans %d inodes, %d chunks", len(rep.Inodes), len(rep.Chunks))
+	if len(rep.Inodes) != 313 || rep.InodesFreed != 313 || len(rep.Chunks) == 0 {
+		t.Errorf("dry run plans %d inodes (lists %d), %d chunks", rep.InodesFreed, len(rep.Inodes), len(rep.Chunks))
+	}
+	// A bounded list: the counts are the same.
+	fs = openRO(t, img)
+	short, err := fs.Free(FreeOptions{Orphans: true, EmptyChunks: true, DryRun: true, ListInodes: 10})
+	fs.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(short.Inodes) != 10 || short.InodesFreed != rep.InodesFreed || short.ForkBlocks != rep.ForkBlocks || short.After != rep.After {
+		t.Errorf("ListInodes 10: lists %d, plans %d inodes and %d blocks (after %+v); unbounded: %d, %d (after %+v)",
+			len(short.Inodes), short.InodesFreed, short.ForkBlocks, short.After, rep.InodesFreed, rep.ForkBlocks, rep.After)
 	}
 	if testimg.Hash(t, img) != h {
 		t.Error("the dry run changed the image")

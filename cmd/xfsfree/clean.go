@@ -101,6 +101,7 @@ on disk.`,
 			stop, done := catchInterrupts("stopping at the next transaction boundary, then leaving the log clean",
 				"the log is dirty, and holds only whole transactions: run 'xfsfree clean' (or mount the filesystem) again")
 			o.Stop = stop
+			o.ListInodes = listInodes(g.json, verbose, o.DryRun)
 			rep, err := xfs.Clean(args[0], o)
 			done()
 			p.Done()

@@ -152,6 +152,7 @@ orphans are saved too: only DEV is left untouched).`,
 				"the log is dirty, and holds only whole transactions: "+
 					"run 'xfsfree recover' (or mount the filesystem) to replay it, then free again")
 			o.Stop = stop
+			o.ListInodes = listInodes(g.json, verbose, o.DryRun)
 			rep, err := fs.Free(o)
 			done()
 			p.Done()
@@ -207,6 +208,19 @@ orphans are saved too: only DEV is left untouched).`,
 
 // countEmptied counts the chunks freed because an inode free emptied them
 // (the plan counts those under their inode, not as chunks of their own).
+// maxLines is how many inodes and chunks a dry run's text report lists
+// without -v.
+const maxLines = 50
+
+// listInodes is FreeOptions.ListInodes for a run: a real run's text
+// report without -v lists no inode, so none is kept.
+func listInodes(json, verbose, dryRun bool) int {
+	if json || verbose || dryRun {
+		return 0
+	}
+	return -1
+}
+
 func countEmptied(r *xfs.FreeReport) int {
 	n := 0
 	for _, c := range r.Chunks {
@@ -226,13 +240,12 @@ func printFree(w io.Writer, r *xfs.FreeReport, verbose bool, el time.Duration) {
 		fmt.Fprintf(w, "%s: dry run, nothing written. The plan:\n", r.Device)
 		verb, chunkVerb = "would free", "would release"
 	}
-	const maxLines = 50
 	for i, in := range r.Inodes {
 		if !verbose && !r.DryRun {
 			break
 		}
 		if !verbose && i == maxLines {
-			fmt.Fprintf(w, "  ... %d more inode(s) (-v or --json lists them)\n", len(r.Inodes)-i)
+			fmt.Fprintf(w, "  ... %d more inode(s) (-v or --json lists them)\n", r.InodesFreed-i)
 			break
 		}
 		extra := ""
