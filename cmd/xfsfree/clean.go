@@ -159,13 +159,13 @@ on disk.`,
 func printClean(w io.Writer, r *xfs.CleanReport, verbose bool, el time.Duration) {
 	if r.Recover != nil {
 		fmt.Fprintln(w, "== log")
-		printRecover(w, r.Recover, el)
+		printRecover(w, r.Recover, -1) // the run's elapsed time ends the report
 	} else {
 		fmt.Fprintf(w, "%s: the log is clean: nothing to replay (CoW leftovers are freed only after a dirty log, as the kernel's mount does)\n", r.Device)
 	}
 	if r.Free != nil {
 		fmt.Fprintln(w, "== orphans")
-		printFree(w, r.Free, verbose, el)
+		printFree(w, r.Free, verbose, -1)
 	}
 	if c := r.Cow; c != nil {
 		fmt.Fprintln(w, "== CoW leftovers")

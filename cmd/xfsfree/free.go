@@ -231,6 +231,8 @@ func countEmptied(r *xfs.FreeReport) int {
 	return n
 }
 
+// printFree prints a free report; el < 0 leaves out the elapsed time (a
+// phase of clean, which prints the whole run's).
 func printFree(w io.Writer, r *xfs.FreeReport, verbose bool, el time.Duration) {
 	if r.Note != "" {
 		fmt.Fprintf(w, "note: %s\n", r.Note)
@@ -273,7 +275,10 @@ func printFree(w io.Writer, r *xfs.FreeReport, verbose bool, el time.Duration) {
 	if !r.DryRun {
 		fmt.Fprintf(w, "; %d transaction(s)", r.Transactions)
 	}
-	fmt.Fprintf(w, "; %s\n", fmtElapsed(el))
+	if el >= 0 {
+		fmt.Fprintf(w, "; %s", fmtElapsed(el))
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "counters: icount %d -> %d, ifree %d -> %d, fdblocks %d -> %d", r.Before.ICount, r.After.ICount,
 		r.Before.IFree, r.After.IFree, r.Before.FDBlocks, r.After.FDBlocks)
 	if r.DryRun {

@@ -59,10 +59,16 @@ On a clean log recover says so and writes nothing.`,
 	return cmd
 }
 
+// printRecover prints a recovery report; el < 0 leaves out the elapsed
+// time (a phase of clean).
 func printRecover(w io.Writer, r *xfs.RecoverReport, el time.Duration) {
 	head := xfs.MakeLSN(r.HeadCycle, r.Head)
 	if r.Clean {
-		fmt.Fprintf(w, "%s: the log is clean (head %s): nothing to recover, nothing written; %s\n", r.Device, head, fmtElapsed(el))
+		fmt.Fprintf(w, "%s: the log is clean (head %s): nothing to recover, nothing written", r.Device, head)
+		if el >= 0 {
+			fmt.Fprintf(w, "; %s", fmtElapsed(el))
+		}
+		fmt.Fprintln(w)
 		return
 	}
 	verb := "recovered"
@@ -116,7 +122,9 @@ func printRecover(w io.Writer, r *xfs.RecoverReport, el time.Duration) {
 	if r.Orphans > 0 {
 		fmt.Fprintf(w, "orphans     %d inodes on the unlinked lists, left for 'xfsfree free --orphans' (the kernel frees them at mount; recover does not)\n", r.Orphans)
 	}
-	fmt.Fprintln(w, fmtElapsed(el))
+	if el >= 0 {
+		fmt.Fprintln(w, fmtElapsed(el))
+	}
 }
 
 // printIntents prints what finishing the pending intents did (or, in a
