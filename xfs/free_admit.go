@@ -5,9 +5,9 @@ package xfs
 // read them again a window at a time: the clusters stay cached between the
 // two only if the AGs in flight fit in the cache together. With more AGs
 // at once than that (8 workers over AGs of 62,500 orphans each: 256 MiB of
-// clusters for a 128 MiB cache), every cluster was read twice and the
-// cache's memory churned. So each AG is admitted with a weight, the bytes of
-// its allocated inodes (from its AGI: an upper bound of its orphans'
+// clusters for a 128 MiB cache), a third of the clusters were read twice
+// and the cache's memory churned. So each AG is admitted with a weight, the
+// bytes of its allocated inodes (from its AGI: an estimate of its orphans'
 // clusters), against a budget of half the cache; an AG heavier than the
 // budget runs alone.
 
