@@ -65,8 +65,9 @@ type FreeOptions struct {
 	// saved first).
 	Keep map[uint64]string
 	// ListInodes bounds the freed inodes the report lists (0: every
-	// one; negative: none): a caller that shows none, or a few, need not
-	// keep 40 bytes per orphan. The counts cover them all.
+	// one; negative: none; n: the first n freed): a caller that shows
+	// none, or a few, need not keep 40 bytes per orphan. The counts
+	// cover them all.
 	ListInodes int
 	// TruncateExtents: an orphan with more extents than this is truncated
 	// in several transactions first, about this many extents each, from
