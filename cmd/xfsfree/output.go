@@ -136,7 +136,7 @@ func fillLists(v reflect.Value, lists *[]*streamList) {
 	if v.Type() == streamListType {
 		if !v.IsNil() {
 			l := v.Interface().(*streamList)
-			l.id = len(*lists)
+			l.setTag(len(*lists))
 			*lists = append(*lists, l)
 		}
 		return

@@ -11,8 +11,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"reflect"
-	"strconv"
+	"slices"
 	"strings"
 
 	"github.com/xfsfree/xfsfree/xfs"
@@ -22,49 +23,49 @@ import (
 type streamList struct {
 	n    int
 	elem func(dst []byte, i int) []byte // appends element i's compact JSON
-	id   int                            // its placeholder's number, set by writeDocument
+	tag  string                         // its placeholder's name, set by writeDocument (fillLists)
 }
 
 var streamListType = reflect.TypeFor[*streamList]()
 
-// streamPlaceholder starts the JSON string a streamList marshals to (a
-// NUL cannot appear in any other string of a document).
-const streamPlaceholder = `"\u0000list`
+// placeholder is the JSON string the list marshals to: a NUL and a name
+// that no string read from the device holds by chance (setTag).
+func (s *streamList) placeholder() []byte { return []byte(`"\u0000` + s.tag + `"`) }
 
-func (s *streamList) MarshalJSON() ([]byte, error) {
-	return []byte(streamPlaceholder + strconv.Itoa(s.id) + `"`), nil
-}
+// setTag names the list: its number in the document and a random word.
+func (s *streamList) setTag(id int) { s.tag = fmt.Sprintf("list-%d-%016x", id, rand.Uint64()) }
+
+func (s *streamList) MarshalJSON() ([]byte, error) { return s.placeholder(), nil }
 
 // freedInodes streams a run's freed inodes.
 func freedInodes(l xfs.FreedInodes) *streamList {
 	return &streamList{n: len(l), elem: func(dst []byte, i int) []byte { return l[i].AppendJSON(dst) }}
 }
 
-// writeStreamed writes the indented document doc, each placeholder
-// replaced by its list.
+// writeStreamed writes the indented document doc, each list's
+// placeholder replaced by the list.
 func writeStreamed(w io.Writer, doc []byte, lists []*streamList) error {
-	bw := bufio.NewWriterSize(w, 1<<16)
-	for {
-		i := bytes.Index(doc, []byte(streamPlaceholder))
-		if i < 0 {
-			break
-		}
-		j := bytes.IndexByte(doc[i+1:], '"')
-		if j < 0 {
-			return fmt.Errorf("--json: unterminated list placeholder")
-		}
-		j += i + 1
-		id, err := strconv.Atoi(string(doc[i+len(streamPlaceholder) : j]))
-		if err != nil || id < 0 || id >= len(lists) {
-			return fmt.Errorf("--json: bad list placeholder %q", doc[i:j+1])
-		}
-		line := doc[bytes.LastIndexByte(doc[:i], '\n')+1 : i]
-		prefix := strings.Repeat(" ", len(line)-len(bytes.TrimLeft(line, " ")))
-		bw.Write(doc[:i])
-		writeList(bw, lists[id], prefix)
-		doc = doc[j+1:]
+	type at struct {
+		i int
+		l *streamList
 	}
-	bw.Write(doc)
+	var places []at
+	for _, l := range lists {
+		if i := bytes.Index(doc, l.placeholder()); i >= 0 {
+			places = append(places, at{i, l})
+		}
+	}
+	slices.SortFunc(places, func(a, b at) int { return a.i - b.i })
+	bw := bufio.NewWriterSize(w, 1<<16)
+	done := 0 // doc[:done] is written
+	for _, p := range places {
+		line := doc[bytes.LastIndexByte(doc[:p.i], '\n')+1 : p.i]
+		prefix := strings.Repeat(" ", len(line)-len(bytes.TrimLeft(line, " ")))
+		bw.Write(doc[done:p.i])
+		writeList(bw, p.l, prefix)
+		done = p.i + len(p.l.placeholder())
+	}
+	bw.Write(doc[done:])
 	return bw.Flush()
 }
 

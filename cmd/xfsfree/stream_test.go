@@ -35,7 +35,8 @@ func TestAppendIndentLikeJSONIndent(t *testing.T) {
 // as json.Indent indents (the streamed list comes last in its object).
 func TestStreamedDocumentLikeMarshalled(t *testing.T) {
 	for _, n := range []int{0, 1, 3} {
-		rep := &xfs.FreeReport{Device: "img", Chunks: []xfs.FreedChunk{{AG: 1, Inodes: 64}}}
+		// A string that looks like a placeholder is left as it is.
+		rep := &xfs.FreeReport{Device: "\x00list-0-0000000000000000", Chunks: []xfs.FreedChunk{{AG: 1, Inodes: 64}}}
 		for i := range n {
 			rep.Inodes = append(rep.Inodes, xfs.FreedInode{Ino: uint64(100 + i), AG: 2, Mode: 0100644, Size: 7, Blocks: 1, ChunkFreed: i == 1})
 		}
