@@ -206,8 +206,6 @@ orphans are saved too: only DEV is left untouched).`,
 	return cmd
 }
 
-// countEmptied counts the chunks freed because an inode free emptied them
-// (the plan counts those under their inode, not as chunks of their own).
 // maxLines is how many inodes and chunks a dry run's text report lists
 // without -v.
 const maxLines = 50
@@ -221,6 +219,8 @@ func listInodes(json, verbose, dryRun bool) int {
 	return -1
 }
 
+// countEmptied counts the chunks freed because an inode free emptied them
+// (the plan counts those under their inode, not as chunks of their own).
 func countEmptied(r *xfs.FreeReport) int {
 	n := 0
 	for _, c := range r.Chunks {
