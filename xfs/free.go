@@ -308,7 +308,7 @@ func (fs *FS) Free(o FreeOptions) (*FreeReport, error) {
 	admit := newBudget(fs.Cache.MaxBytes() / 2) // free_admit.go
 	for agno := range fs.G.AGCount {
 		var inos []uint32
-		weight := int64(0)
+		var weight int64
 		if byAG != nil {
 			if inos = byAG[agno]; len(inos) == 0 && !o.EmptyChunks {
 				continue
