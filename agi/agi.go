@@ -5,6 +5,7 @@
 package agi
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -55,31 +56,29 @@ type Locator func(agino uint32) (ondisk.InodeLoc, error)
 
 // ReadInode reads and verifies one inode through its cluster buffer.
 func ReadInode(c *cache.Cache, g *ondisk.Geometry, loc ondisk.InodeLoc) (*ondisk.Dinode, error) {
-	b, err := c.Get(loc.Daddr, loc.Len, ondisk.KindInodeCluster, ondisk.VerifyCtx{G: g, AG: loc.Agno, Daddr: loc.Daddr})
-	if err != nil {
+	d := new(ondisk.Dinode)
+	if err := readInode(c, g, loc, d, true); err != nil {
 		return nil, err
-	}
-	defer b.Release()
-	raw := b.Data[loc.Offset : loc.Offset+int(g.InodeSize)]
-	ino := g.Ino(loc.Agno, loc.Agino)
-	d, err := ondisk.DecodeVerifiedDinode(raw, ino, ondisk.VerifyCtx{G: g, AG: loc.Agno, Daddr: loc.Daddr})
-	if err != nil {
-		return nil, ondisk.SetLocation(err, loc.Agno, loc.Daddr)
 	}
 	return d, nil
 }
 
-// readCore is ReadInode into d, verified as a whole but keeping only the
-// core: d.Literal is nil (a chain walk needs no fork, and copying the
-// literal area of a million inodes cost more than verifying them).
-func readCore(c *cache.Cache, g *ondisk.Geometry, loc ondisk.InodeLoc, d *ondisk.Dinode) error {
+// readInode is ReadInode into d. Without keepForks d.Literal is nil: the
+// inode is verified whole but only its core is kept (a chain walk needs no
+// fork, and copying the literal area of a million inodes cost more than
+// verifying them).
+func readInode(c *cache.Cache, g *ondisk.Geometry, loc ondisk.InodeLoc, d *ondisk.Dinode, keepForks bool) error {
 	b, err := c.Get(loc.Daddr, loc.Len, ondisk.KindInodeCluster, ondisk.VerifyCtx{G: g, AG: loc.Agno, Daddr: loc.Daddr})
 	if err != nil {
 		return err
 	}
 	raw := b.Data[loc.Offset : loc.Offset+int(g.InodeSize)]
 	err = ondisk.DecodeVerifiedDinodeInto(d, raw, g.Ino(loc.Agno, loc.Agino), ondisk.VerifyCtx{G: g, AG: loc.Agno, Daddr: loc.Daddr})
-	d.Literal = nil
+	if keepForks {
+		d.Literal = bytes.Clone(d.Literal)
+	} else {
+		d.Literal = nil
+	}
 	b.Release()
 	return ondisk.SetLocation(err, loc.Agno, loc.Daddr)
 }
@@ -118,7 +117,7 @@ func WalkBucket(c *cache.Cache, g *ondisk.Geometry, agno uint32, bucket int, hea
 			}
 			return fmt.Errorf("%s: %w", fail("cannot locate an inode").Error(), err)
 		}
-		if err := readCore(c, g, loc, d); err != nil {
+		if err := readInode(c, g, loc, d, false); err != nil {
 			return fmt.Errorf("AG %d, AGI unlinked bucket %d, agino %d: %w", agno, bucket, agino, err)
 		}
 		if d.Mode == 0 || d.Nlink != 0 {

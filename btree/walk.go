@@ -199,22 +199,16 @@ func (t *Tree) blockHighKey(v *ondisk.BtreeBlock) []byte {
 	if v.IsLeaf() && v.NumRecs > 0 && t.LeafHighKey != nil {
 		return t.LeafHighKey(nil, v)
 	}
-	var max, scratch []byte
+	var max []byte
 	for j := 0; j < v.NumRecs; j++ {
 		var h []byte
 		if v.IsLeaf() {
-			// Two buffers in turn: the greatest so far, and this one.
-			h = t.RecHighKey(scratch[:0], v.Rec(j))
-			scratch = h
+			h = t.RecHighKey(nil, v.Rec(j))
 		} else {
 			h = v.HighKey(j)
 		}
 		if max == nil || t.Cmp(h, max) > 0 {
-			if v.IsLeaf() {
-				max, scratch = h, max
-			} else {
-				max = h
-			}
+			max = h
 		}
 	}
 	return append([]byte(nil), max...)

@@ -3,12 +3,13 @@ package main
 // Lists of a --json document too long to build in memory: the inodes a
 // run freed (a million for a million orphans, 180 MB of JSON). Such a list
 // is marshalled as a placeholder string, and writeDocument writes its
-// elements in its place, one at a time, straight to the output, indented
-// as json.Indent would have.
+// elements in its place, one at a time, straight to the output, each
+// indented by json.Indent.
 
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -62,7 +63,9 @@ func writeStreamed(w io.Writer, doc []byte, lists []*streamList) error {
 		line := doc[bytes.LastIndexByte(doc[:p.i], '\n')+1 : p.i]
 		prefix := strings.Repeat(" ", len(line)-len(bytes.TrimLeft(line, " ")))
 		bw.Write(doc[done:p.i])
-		writeList(bw, p.l, prefix)
+		if err := writeList(bw, p.l, prefix); err != nil {
+			return err
+		}
 		done = p.i + len(p.l.placeholder())
 	}
 	bw.Write(doc[done:])
@@ -70,84 +73,31 @@ func writeStreamed(w io.Writer, doc []byte, lists []*streamList) error {
 }
 
 // writeList writes l as json.Indent writes an array whose line starts
-// with prefix, indenting by two spaces.
-func writeList(bw *bufio.Writer, l *streamList, prefix string) {
+// with prefix, indenting by two spaces, indenting one element at a time.
+func writeList(bw *bufio.Writer, l *streamList, prefix string) error {
 	if l.n == 0 {
 		bw.WriteString("[]")
-		return
+		return nil
 	}
 	inner := prefix + "  "
-	var compact, out []byte
+	var compact []byte
+	var elem bytes.Buffer
 	bw.WriteByte('[')
 	for i := range l.n {
-		out = out[:0]
 		if i > 0 {
-			out = append(out, ',')
+			bw.WriteByte(',')
 		}
-		out = append(out, '\n')
-		out = append(out, inner...)
+		bw.WriteByte('\n')
+		bw.WriteString(inner)
 		compact = l.elem(compact[:0], i)
-		out = appendIndent(out, compact, inner, "  ")
-		bw.Write(out)
+		elem.Reset()
+		if err := json.Indent(&elem, compact, inner, "  "); err != nil {
+			return fmt.Errorf("--json: list element %d: %w", i, err)
+		}
+		bw.Write(elem.Bytes())
 	}
 	bw.WriteByte('\n')
 	bw.WriteString(prefix)
 	bw.WriteByte(']')
-}
-
-// appendIndent appends src, compact JSON, indented as json.Indent(dst,
-// src, prefix, indent) would write it.
-func appendIndent(dst, src []byte, prefix, indent string) []byte {
-	depth := 0
-	inString, escaped, opened := false, false, false
-	newline := func() {
-		dst = append(dst, '\n')
-		dst = append(dst, prefix...)
-		for range depth {
-			dst = append(dst, indent...)
-		}
-	}
-	for _, c := range src {
-		if inString {
-			dst = append(dst, c)
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		}
-		if opened {
-			opened = false
-			if c == '}' || c == ']' { // an empty object or array
-				dst = append(dst, c)
-				continue
-			}
-			depth++
-			newline()
-		}
-		switch c {
-		case '"':
-			inString = true
-			dst = append(dst, c)
-		case '{', '[':
-			dst = append(dst, c)
-			opened = true
-		case ',':
-			dst = append(dst, c)
-			newline()
-		case ':':
-			dst = append(dst, ':', ' ')
-		case '}', ']':
-			depth--
-			newline()
-			dst = append(dst, c)
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst
+	return nil
 }

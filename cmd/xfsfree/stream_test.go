@@ -9,28 +9,6 @@ import (
 	"github.com/xfsfree/xfsfree/xfs"
 )
 
-// appendIndent indents as json.Indent does.
-func TestAppendIndentLikeJSONIndent(t *testing.T) {
-	docs := []any{
-		map[string]any{"a": []any{}, "b": map[string]any{}, "c": []any{1, "x\"y\\", map[string]any{"d": nil}}},
-		[]any{[]any{[]any{}}, "{[,:]}", true, 1.5},
-		"plain", 42,
-	}
-	for _, d := range docs {
-		src, err := json.Marshal(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var want bytes.Buffer
-		if err := json.Indent(&want, src, "  ", "  "); err != nil {
-			t.Fatal(err)
-		}
-		if got := appendIndent(nil, src, "  ", "  "); string(got) != want.String() {
-			t.Errorf("appendIndent(%s):\n%s\nwant\n%s", src, got, want.String())
-		}
-	}
-}
-
 // A document with a streamed list holds what encoding/json writes, indented
 // as json.Indent indents (the streamed list comes last in its object).
 func TestStreamedDocumentLikeMarshalled(t *testing.T) {
